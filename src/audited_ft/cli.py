@@ -1,0 +1,170 @@
+"""``audited-ft``: the command line. The only place that turns errors into exit codes.
+
+Exit codes: 0 passed · 1 a gate or audit failed · 2 usage, config or data error · 3 internal error (a bug: please report).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+from audited_ft.errors import AuditedFTError, GateFailed
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Audited QLoRA fine-tuning: data audits gate training; probes compare base and adapter; "
+                       "an HTML risk report tells a reviewer whether the adapter ships.")
+
+ConfigArg = typer.Argument(..., help="YAML config file.", show_default=False)
+RunDirArg = typer.Argument(..., help="An existing run folder.", show_default=False)
+SetOpt = typer.Option(None, "--set", help="Override a config key: --set train.epochs=2 (repeatable).")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", datefmt="%H:%M:%S",
+                        handlers=[RichHandler(show_path=False, markup=False, rich_tracebacks=False)])
+    for noisy in ("httpx", "urllib3", "presidio-analyzer", "filelock", "datasets", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _guard(fn: Callable[[], int | None]) -> None:
+    """Run a command body; map our errors to exit codes with a clean message, never a traceback."""
+    _setup_logging(os.environ.get("AFT_DEBUG") == "1")
+    try:
+        code = fn() or 0
+    except GateFailed as exc:
+        typer.echo(f"FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except AuditedFTError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: say so plainly; AFT_DEBUG=1 shows the traceback
+        if os.environ.get("AFT_DEBUG") == "1":
+            raise
+        typer.echo(f"internal error ({type(exc).__name__}): {exc}\nRe-run with AFT_DEBUG=1 for the traceback.", err=True)
+        raise typer.Exit(3) from None
+    raise typer.Exit(code)
+
+
+def _verdict(result) -> int:
+    from audited_ft.runfolder import RunFolder
+
+    m = RunFolder(result.run_dir).manifest()
+    typer.echo(f"run folder: {result.run_dir}")
+    if (result.run_dir / "report.html").exists():
+        typer.echo(f"report:     {result.run_dir / 'report.html'}")
+    typer.echo(f"verdict:    {'PASSED' if result.passed else 'FAILED'}"
+               + (f" ({m['failed_because']})" if m.get("failed_because") else ""))
+    return 0 if result.passed else 1
+
+
+@app.command()
+def run(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--out", help="Output root (default: run.out_dir)."),
+        run_id: Optional[str] = typer.Option(None, "--run-id", help="Run folder name (default: time-name-random)."),
+        set_: Optional[List[str]] = SetOpt) -> None:
+    """The whole audited fine-tune: data → audits → train → probes → gates → report."""
+    def body():
+        from audited_ft.pipeline import run_pipeline, start_run
+
+        cfg, rf = start_run(config, set_, str(out) if out else None, run_id)
+        typer.echo(f"run folder: {rf.path}")
+        return _verdict(run_pipeline(cfg, rf))
+
+    _guard(body)
+
+
+@app.command()
+def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt) -> None:
+    """Load and check a config, listing every problem at once (imports no torch)."""
+    def body():
+        from audited_ft.config import load_config
+
+        cfg = load_config(config, set_)
+        typer.echo(f"{config}: OK — model {cfg.model.name_or_path}, audits {', '.join(cfg.enabled('audit')) or 'none'}, "
+                   f"probes {', '.join(cfg.enabled('probe')) or 'none'}, {len(cfg.gates)} gate(s)")
+
+    _guard(body)
+
+
+@app.command()
+def audit(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--out", help="Output root."),
+          run_id: Optional[str] = typer.Option(None, "--run-id"), set_: Optional[List[str]] = SetOpt) -> None:
+    """Create a run folder, prepare the data and run the audits (exit 1 when an audit blocks training)."""
+    def body():
+        from audited_ft.pipeline import stage_audit, stage_data, start_run
+
+        cfg, rf = start_run(config, set_, str(out) if out else None, run_id)
+        stage_data(cfg, rf)
+        summary = stage_audit(cfg, rf)
+        typer.echo(f"run folder: {rf.path}")
+        for name, status in summary["audits"].items():
+            typer.echo(f"  {name}: {status}")
+        if not summary["passed"]:
+            raise GateFailed(f"blocking audit(s): {', '.join(summary['blocking'])} — training would not start")
+
+    _guard(body)
+
+
+def _stage_command(stage: str) -> Callable[[Path], None]:
+    def command(run_dir: Path = RunDirArg) -> None:
+        def body():
+            import audited_ft.pipeline as p
+
+            cfg, rf = p.open_run(run_dir)
+            result = getattr(p, f"stage_{stage}")(cfg, rf)
+            if stage == "gate":
+                for r in result["results"]:
+                    typer.echo(r["message"])
+                typer.echo(f"verdict: {'PASSED' if result['passed'] else 'FAILED'}")
+                failed = [r["metric"] for r in result["results"] if not r["passed"]]
+                p.finish(rf, result["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+                if not result["passed"]:
+                    raise GateFailed(f"{sum(not r['passed'] for r in result['results'])} gate(s) failed")
+            elif stage == "report":
+                typer.echo(f"report: {result}")
+            else:
+                typer.echo(f"{stage}: done — {rf.path}")
+
+        _guard(body)
+
+    return command
+
+
+for _stage, _help in (("train", "Train the QLoRA adapter of an existing run folder (after its audits passed)."),
+                      ("eval", "Run the probes on base and adapter of an existing run folder."),
+                      ("gate", "Check the config's gates against eval/metrics.json (exit 1 on a failed gate)."),
+                      ("report", "Render report.html for an existing run folder.")):
+    app.command(name=_stage, help=_help)(_stage_command(_stage))
+
+
+@app.command(name="ls")
+def list_components() -> None:
+    """Registered audits and probes with one-line descriptions."""
+    def body():
+        from audited_ft.audits import AUDITS
+        from audited_ft.probes import PROBES
+
+        for title, reg in (("audits", AUDITS), ("probes", PROBES)):
+            typer.echo(f"{title}:")
+            for name, line in reg.describe():
+                typer.echo(f"  {name:<16} {line}")
+
+    _guard(body)
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""Typed configuration: YAML → pydantic models, ``--set a.b=v`` overrides, every problem reported at once.
+
+Unknown keys are rejected everywhere (``extra="forbid"``). Thresholds live here and in the YAML files, never in code.
+Audit and probe sections are validated against the options model each registered audit/probe declares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from audited_ft.errors import ConfigError
+from audited_ft.registry import did_you_mean
+
+DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(_Strict):
+    name: str = Field("run", description="Short name; part of the run id.", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    seed: int = Field(42, description="Seed for splitting, training and sampling.")
+    out_dir: str = Field("runs", description="Folder under which run folders are created.")
+
+
+class ModelConfig(_Strict):
+    name_or_path: str = Field(DEFAULT_MODEL_ALIAS, description=(
+        "Hugging Face hub id, local folder, or a built-in alias (smollm2-135m-instruct: embedded, offline)."))
+    revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub. Off unless you say so.")
+    use_chat_template: bool = Field(True, description="Wrap prompts in the tokenizer's chat template when it has one.")
+    system_prompt: Optional[str] = Field(None, description="System message for chat-template models (None: template default).")
+    licence: Optional[str] = Field(None, description="Licence of the base model, shown in the report.")
+
+
+class SplitFractions(_Strict):
+    train: float = Field(0.8, gt=0, lt=1)
+    validation: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.1, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self):
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1, got {total:g}")
+        return self
+
+
+class MaxRows(_Strict):
+    train: Optional[int] = Field(None, ge=1)
+    validation: Optional[int] = Field(None, ge=1)
+    test: Optional[int] = Field(None, ge=1)
+
+
+class SplitFields(_Strict):
+    input_field: Optional[str] = None
+    target_field: Optional[str] = None
+    id_field: Optional[str] = None
+
+
+class DataConfig(_Strict):
+    source: Optional[str] = Field(None, description="One file/hub id to split deterministically into train/validation/test.")
+    train: Optional[str] = Field(None, description="Train split: JSONL/CSV/Parquet path or hub id ('org/name:split').")
+    validation: Optional[str] = Field(None, description="Validation split (path or hub id).")
+    test: Optional[str] = Field(None, description="Test split (path or hub id).")
+    data_dir: Optional[str] = Field(None, description=(
+        "Root for '{data_dir}' in paths. Default: $AFT_DATA_DIR, else ../shared/data."))
+    split: SplitFractions = Field(default_factory=SplitFractions, description="Fractions used with 'source'.")
+    input_field: str = Field("dialogue", description="Field holding the model input.")
+    target_field: str = Field("summary", description="Field holding the reference output.")
+    id_field: Optional[str] = Field(None, description="Field holding a row id (default: split name + row number).")
+    fields_by_split: dict[Literal["train", "validation", "test"], "SplitFields"] = Field(
+        default_factory=dict, description="Per-split field names where a split differs (e.g. DialogSum test: summary1).")
+    prompt_template: str = Field("Summarize the following dialogue.\n\n{input}",
+                                 description="Prompt text; '{input}' is replaced by the input field.")
+    max_rows: MaxRows = Field(default_factory=MaxRows, description="Cap per split after cleaning (first N rows, seeded).")
+    min_input_chars: int = Field(1, ge=0, description="Drop rows whose input is shorter.")
+    max_input_chars: int = Field(4000, ge=1, description="Drop rows whose input is longer.")
+    max_target_chars: int = Field(1000, ge=1, description="Drop rows whose target is longer.")
+    licence: Optional[str] = Field(None, description="Licence of the data set, shown in the report.")
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _has_input(cls, v: str) -> str:
+        if "{input}" not in v:
+            raise ValueError("must contain '{input}'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        explicit = [self.train, self.validation, self.test]
+        if self.source and any(explicit):
+            raise ValueError("give either 'source' (split automatically) or 'train'/'validation'/'test', not both")
+        if not self.source and not (self.train and self.test):
+            raise ValueError("give 'source', or at least 'train' and 'test'")
+        return self
+
+
+class TrainConfig(_Strict):
+    epochs: float = Field(1.0, gt=0, description="Passes over the train split (ignored when max_steps > 0).")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs).")
+    batch_size: int = Field(8, ge=1, description="Micro-batch size per device.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    learning_rate: float = Field(2e-4, gt=0)
+    lr_scheduler: str = Field("linear", description="transformers scheduler name.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of the steps spent warming the learning rate up.")
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(512, ge=16, description="Tokens per example (prompt + target); longer rows are truncated.")
+    eval_every_steps: int = Field(10, ge=1, description="Validation loss every N steps.")
+    gradient_checkpointing: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: on for CUDA, off on CPU (on CPU it costs time and small models fit anyway).")
+    optimizer: str = Field("auto", description="auto: paged_adamw_8bit on CUDA, adamw_torch on CPU; or a transformers optim name.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train and evaluate.")
+
+
+class LoraConfig(_Strict):
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scaling = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = Field("all-linear", description="'all-linear' or module names.")
+
+
+class QuantizationConfig(_Strict):
+    load_in_4bit: bool = Field(True, description="QLoRA: load the frozen base in 4 bit (bitsandbytes).")
+    quant_type: Literal["nf4", "fp4"] = Field("nf4")
+    double_quant: bool = Field(True, description="Quantise the quantisation constants too.")
+    compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto: bfloat16 on CUDA, float32 on CPU (measured faster than bf16 on CPU here).")
+
+
+class EvalConfig(_Strict):
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(16, ge=1)
+    bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    report_samples: int = Field(6, ge=0, description="Side-by-side samples shown in the report.")
+
+
+class Gate(_Strict):
+    metric: str = Field(description="Key in eval/metrics.json (e.g. rouge.rougeL.delta).")
+    min: Optional[float] = None
+    max: Optional[float] = None
+    statistic: Literal["point", "ci_low", "ci_high"] = Field(
+        "point", description="Compare the point estimate, or the low/high end of its confidence interval.")
+    reason: Optional[str] = Field(None, description="Why this gate exists (shown in the report).")
+
+    @model_validator(mode="after")
+    def _has_bound(self):
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs 'min' or 'max'")
+        return self
+
+
+class AcceptedRisk(_Strict):
+    audit: str = Field(description="Audit whose failure is accepted.")
+    by: str = Field(description="Who accepted the risk.")
+    reason: str = Field(description="Why.")
+    date: str = Field(description="When (ISO date).")
+
+
+class ReportConfig(_Strict):
+    title: str = Field("Audited fine-tune: risk report")
+
+
+class Config(_Strict):
+    run: RunConfig = Field(default_factory=RunConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    audits: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Audit name → options.")
+    accepted_risks: list[AcceptedRisk] = Field(default_factory=list)
+    probes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"rouge": {}}, description="Probe name → options.")
+    gates: list[Gate] = Field(default_factory=list)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    # Where relative paths in the config are resolved from (the config file's folder). Not a config key.
+    _base_dir: Path = Path(".")
+
+    def resolve_path(self, value: str) -> str:
+        """Expand '{data_dir}' and make relative paths relative to the config file; hub ids pass through."""
+        if "{data_dir}" in value:
+            value = value.replace("{data_dir}", str(self.data_dir()))
+        p = Path(value).expanduser()
+        if not p.is_absolute() and (self._base_dir / p).exists():
+            return str((self._base_dir / p).resolve())
+        return str(p) if p.exists() or p.is_absolute() else value
+
+    def data_dir(self) -> Path:
+        raw = self.data.data_dir or os.environ.get("AFT_DATA_DIR") or "../shared/data"
+        p = Path(raw).expanduser()
+        if not p.is_absolute() and not p.exists() and (self._base_dir / p).exists():
+            p = self._base_dir / p
+        return p.resolve()
+
+    def options(self, kind: str, name: str):
+        """Validated options model of audit/probe ``name``."""
+        from audited_ft.audits import AUDITS
+        from audited_ft.probes import PROBES
+
+        reg = AUDITS if kind == "audit" else PROBES
+        raw = (self.audits if kind == "audit" else self.probes).get(name, {})
+        return reg.get(name).Options(**raw)
+
+    def enabled(self, kind: str) -> list[str]:
+        section = self.audits if kind == "audit" else self.probes
+        if kind == "audit":
+            from audited_ft.audits import AUDITS
+
+            names = AUDITS.names()
+            return [n for n in names if section.get(n, {}).get("enabled", True)]
+        return [n for n, opts in section.items() if opts.get("enabled", True)]
+
+
+# ------------------------------------------------------------------------------------------------------------
+def _fmt_loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a nested mapping; ``gates.0.min=1`` indexes lists."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not sep or not parts:
+            raise ConfigError(f"--set {item!r}: expected key=value (e.g. --set train.epochs=2)")
+        node: Any = raw
+        for depth, p in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[:depth]) or "(top)"
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise ConfigError(f"--set {item!r}: '{where}' is a list of {len(node)}; '{p}' is not an index in it")
+                p = int(p)
+            elif not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: '{where}' is a value, not a section")
+            if last:
+                node[p] = _parse_scalar(value)
+            else:
+                if isinstance(node, dict) and node.get(p) is None:
+                    node[p] = {}
+                node = node[p]
+    return raw
+
+
+def _registry_errors(raw: dict) -> list[str]:
+    """Unknown audit/probe names and bad options, checked on the raw mapping so they are listed with the rest."""
+    from audited_ft.audits import AUDITS
+    from audited_ft.probes import PROBES
+
+    errors = []
+    for kind, reg in (("audits", AUDITS), ("probes", PROBES)):
+        section = raw.get(kind) or {}
+        if not isinstance(section, dict):
+            continue
+        for name, opts in section.items():
+            if name not in reg.names():
+                errors.append(f"{kind}.{name}: unknown {reg.kind} '{name}'.{did_you_mean(str(name), reg.names())} "
+                              f"Registered: {', '.join(reg.names()) or 'none'}")
+                continue
+            if not isinstance(opts, (dict, type(None))):
+                errors.append(f"{kind}.{name}: expected a mapping of options (got {opts!r})")
+                continue
+            try:
+                reg.get(name).Options(**(opts or {}))
+            except ValidationError as exc:
+                errors += [f"{kind}.{name}.{_fmt_loc(e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()]
+    for i, risk in enumerate(raw.get("accepted_risks") or []):
+        name = risk.get("audit") if isinstance(risk, dict) else None
+        if isinstance(name, str) and name not in AUDITS.names():
+            errors.append(f"accepted_risks.{i}.audit: unknown audit '{name}'.{did_you_mean(name, AUDITS.names())}")
+    return errors
+
+
+def _field_hint(e: dict, model: type[BaseModel] = None) -> str:
+    if e["type"] == "extra_forbidden" and len(e["loc"]) >= 1:
+        # Find the sibling field names to suggest the one meant.
+        node: Any = Config
+        for part in e["loc"][:-1]:
+            fields = getattr(node, "model_fields", {})
+            if part in fields:
+                ann = fields[part].annotation
+                node = ann if isinstance(ann, type) else node
+        names = list(getattr(node, "model_fields", {}))
+        return did_you_mean(str(e["loc"][-1]), names)
+    return ""
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load and validate a config file, raising one ConfigError that lists every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides or [])
+    return validate_config(raw, source=str(path), base_dir=path.resolve().parent)
+
+
+def validate_config(raw: dict, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    errors: list[str] = []
+    cfg = None
+    try:
+        cfg = Config(**raw)
+    except ValidationError as exc:
+        for e in exc.errors():
+            loc = _fmt_loc(e["loc"]) or "(top)"
+            if e["type"] == "extra_forbidden":
+                errors.append(f"{loc}: unknown key.{_field_hint(e)}")
+            elif e["type"] == "missing":
+                errors.append(f"{loc}: required key is missing")
+            else:
+                errors.append(f"{loc}: {e['msg']} (got {e['input']!r})")
+    errors += _registry_errors(raw)
+    if errors:
+        raise ConfigError(f"{source}: config is not well-formed, found the following errors:\n"
+                          + "\n".join(f"  - {e}" for e in errors))
+    cfg._base_dir = base_dir or Path(".").resolve()
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def config_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,51 @@
+"""Evaluation stage (``run_probes``): every enabled probe on base and adapter; metrics and generations to ``eval/``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from audited_ft.config import Config
+from audited_ft.probes import PROBES, ProbeContext
+from audited_ft.runfolder import RunFolder, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
+    """Run the enabled probes; write ``eval/metrics.json``, ``eval/probes.json`` and ``eval/generations/*.jsonl``.
+
+    ``model`` lets tests hand in a fake generator; by default the run's base + adapter are loaded once.
+    """
+    from audited_ft.prepare import load_splits
+
+    adapter_dir = rf.require("train/adapter/adapter_config.json", "train").parent
+    splits = load_splits(rf)
+    if model is None:
+        from audited_ft.generation import ModelUnderTest
+
+        model = ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size)
+    ctx = ProbeContext(model=model, splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(),
+                       max_new_tokens=cfg.eval.max_new_tokens, bootstrap_samples=cfg.eval.bootstrap_samples,
+                       confidence=cfg.eval.confidence, seed=cfg.run.seed)
+    metrics: dict[str, float] = {"eval.confidence": cfg.eval.confidence,
+                                 "eval.bootstrap_samples": cfg.eval.bootstrap_samples}
+    probes_info: dict[str, dict] = {}
+    for name in sorted(PROBES.names()):
+        cls = PROBES.get(name)
+        doc = (cls.__doc__ or "").strip()
+        if name not in cfg.enabled("probe"):
+            probes_info[name] = {"description": doc, "status": "skipped", "reason": "not enabled in config"}
+            continue
+        started = time.time()
+        outcome = cls(cfg.options("probe", name)).run(ctx)
+        metrics.update(outcome.metrics)
+        for stem, rows in outcome.generations.items():
+            write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
+        probes_info[name] = {"description": doc, "status": "done", "seconds": round(time.time() - started, 2),
+                             **outcome.info}
+        log.info("probe %s done in %.1fs", name, time.time() - started)
+    write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
+    write_json(rf / "eval/probes.json", probes_info)
+    rf.record_artefacts("eval")
+    return metrics

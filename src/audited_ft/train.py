@@ -1,0 +1,151 @@
+"""Training stage (``train_adapter``): QLoRA on the audited train split, one linear recipe.
+
+setup (4-bit base, LoRA, data as prompt/completion) → train (TRL SFTTrainer: loss on target tokens only, validation loss
+every N steps, every logged step appended to ``train/log.jsonl``) → save the PEFT adapter and ``train/summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+
+from audited_ft.config import Config
+from audited_ft.errors import RunFolderError
+from audited_ft.runfolder import RunFolder, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _prompt_rows(cfg: Config, tokenizer, rows: list[dict]) -> list[dict]:
+    from audited_ft.models import build_prompt
+
+    return [{"prompt": build_prompt(tokenizer, cfg.data.prompt_template, r["input"], cfg.model.use_chat_template,
+                                    cfg.model.system_prompt),
+             "completion": r["target"]} for r in rows]
+
+
+def _log_callback(path):
+    from transformers import TrainerCallback
+
+    class JsonlLog(TrainerCallback):
+        """Appends every log event (train loss, eval loss) to train/log.jsonl as it happens."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            keep = {k: v for k, v in (logs or {}).items()
+                    if k in ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "num_tokens")}
+            if keep:
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"step": state.global_step, "epoch": round(state.epoch or 0, 4), **keep}) + "\n")
+
+    return JsonlLog()
+
+
+def _sft_config(cfg: Config, rf: RunFolder, device: str, dtype):
+    import torch
+    from trl import SFTConfig
+
+    t = cfg.train
+    gc = t.gradient_checkpointing == "on" or (t.gradient_checkpointing == "auto" and device == "cuda")
+    optim = t.optimizer if t.optimizer != "auto" else ("paged_adamw_8bit" if device == "cuda" else "adamw_torch")
+    return SFTConfig(
+        output_dir=str(rf / "train/checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, max_length=t.max_length, optim=optim,
+        activation_checkpointing=gc, bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
+        use_cpu=device == "cpu", eval_strategy="steps", eval_steps=t.eval_every_steps, logging_steps=1,
+        save_strategy="no", report_to=[], seed=cfg.run.seed, data_seed=cfg.run.seed, completion_only_loss=True,
+        dataset_num_proc=None, disable_tqdm=False, logging_first_step=True)
+
+
+def train_adapter(cfg: Config, rf: RunFolder) -> dict:
+    """Train a QLoRA adapter into ``train/adapter``; return ``train/summary.json``'s content."""
+    import torch
+    import transformers
+    from datasets import Dataset
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from trl import SFTTrainer
+
+    from audited_ft.models import compute_dtype, load_base_model, load_tokenizer, pick_device, resolve_model
+    from audited_ft.prepare import load_splits
+
+    _check_audits_passed(rf)
+    transformers.set_seed(cfg.run.seed)
+    splits = load_splits(rf)
+    device = pick_device(cfg.train.device)
+    dtype = compute_dtype(cfg.quantization.compute_dtype, device)
+    resolved = resolve_model(cfg.model.name_or_path, cfg.model.licence)
+    tokenizer = load_tokenizer(resolved, cfg.model.revision, cfg.model.trust_remote_code)
+    model = load_base_model(resolved, cfg.quantization, device, cfg.model.revision, cfg.model.trust_remote_code)
+    args = _sft_config(cfg, rf, device, dtype)
+    if cfg.quantization.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    train_ds = Dataset.from_list(_prompt_rows(cfg, tokenizer, splits["train"]))
+    val_rows = splits.get("validation") or []
+    eval_ds = Dataset.from_list(_prompt_rows(cfg, tokenizer, val_rows)) if val_rows else None
+    if eval_ds is None:
+        args.eval_strategy = "no"
+    log_path = rf / "train/log.jsonl"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tokenizer, peft_config=lora, callbacks=[_log_callback(log_path)])
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    started = time.time()
+    out = trainer.train()
+    seconds = time.time() - started
+    final_eval = _final_eval_loss(trainer) if eval_ds is not None else None
+    trainer.model.save_pretrained(str(rf / "train/adapter"))
+    summary = _summary(trainer, out, seconds, final_eval, device, dtype, cfg)
+    write_json(rf / "train/summary.json", summary)
+    rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json")
+    return summary
+
+
+def _final_eval_loss(trainer) -> float:
+    # Reuse the periodic evaluation when it ran at the last step; otherwise evaluate once more (logged by the callback).
+    last = [h for h in trainer.state.log_history if "eval_loss" in h]
+    if last and last[-1]["step"] == trainer.state.global_step:
+        return last[-1]["eval_loss"]
+    return trainer.evaluate()["eval_loss"]
+
+
+def _check_audits_passed(rf: RunFolder) -> None:
+    from audited_ft.errors import GateFailed
+
+    path = rf / "audits/summary.json"
+    if not path.exists():
+        raise RunFolderError(f"{path}: missing — run the audits first (audited-ft audit); training is gated on them")
+    summary = read_json(path)
+    if not summary.get("passed", False):
+        raise GateFailed(f"training blocked: audit(s) {', '.join(summary['blocking'])} failed "
+                         f"(see {rf / 'audits'}); fix the data or record an accepted risk in the config")
+
+
+def _summary(trainer, out, seconds, final_eval, device, dtype, cfg) -> dict:
+    import torch
+
+    history = trainer.state.log_history
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    losses = [h["loss"] for h in history if "loss" in h]
+    tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    best = min(evals, key=lambda e: e[1]) if evals else (None, None)
+    return {"steps": trainer.state.global_step, "epochs": round(trainer.state.epoch or 0, 3),
+            "seconds": round(seconds, 2), "train_tokens": int(tokens),
+            "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
+            "final_train_loss": losses[-1] if losses else None, "mean_train_loss": out.training_loss,
+            "final_eval_loss": final_eval, "best_eval_loss": best[1], "best_step": best[0],
+            "peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda_allocated" if device == "cuda" else "process_rss",
+            "device": device, "trainable_params": trainable, "total_params": total,
+            "quantization": (f"{cfg.quantization.quant_type}" + ("+double_quant" if cfg.quantization.double_quant else ""))
+            if cfg.quantization.load_in_4bit else "none",
+            "compute_dtype": str(dtype).replace("torch.", ""), "lora": cfg.lora.model_dump()}

@@ -1,0 +1,159 @@
+"""The leakage audit with the real datasketch; no mocks."""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+import pytest
+
+from audited_ft.audits import AUDITS, AuditContext
+from audited_ft.audits.leakage import LeakageAudit
+from audited_ft.errors import DataError
+
+pytest.importorskip("datasketch")
+
+WORDS = ("apple river mountain quiet yellow window seven garden ticket morning station doctor coffee letter bridge "
+         "winter orange market silver forest candle pocket thunder island marble engine violet harbor lantern "
+         "meadow basket copper falcon pepper saddle timber velvet walnut anchor bottle cactus dragon feather glacier "
+         "hammer jungle kettle ladder magnet needle oyster parrot quartz ribbon shovel tunnel umbrella vessel wagon "
+         "yogurt zipper blanket cabinet dolphin").split()
+
+
+def text(seed: int, n: int = 60) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def row(rid: str, inp: str, tgt: str | None = None) -> dict:
+    target = tgt if tgt is not None else f"summary of {rid} " + text(zlib.crc32(rid.encode()), 12)
+    return {"id": rid, "input": inp, "target": target}
+
+
+def clean_splits() -> dict[str, list[dict]]:
+    return {"train": [row(f"tr{i}", text(i)) for i in range(40)],
+            "validation": [row(f"va{i}", text(100 + i)) for i in range(8)],
+            "test": [row(f"te{i}", text(200 + i)) for i in range(8)]}
+
+
+def run(splits, probes=None, **options):
+    return AUDITS.get("leakage")(LeakageAudit.Options(**options)).run(
+        AuditContext(splits=splits, probe_texts=probes or {}))
+
+
+def kinds(outcome) -> set[tuple]:
+    return {(f["kind"], f["split_a"], f["row_a"], f["split_b"], f["row_b"], f["field"])
+            for f in outcome.result["findings"]}
+
+
+def test_registered_with_a_docstring_and_option_help():
+    assert AUDITS.get("leakage") is LeakageAudit
+    assert LeakageAudit.__doc__.strip().splitlines()[0] and "Blind spots" in LeakageAudit.__doc__
+    assert all(f.description for name, f in LeakageAudit.Options.model_fields.items() if name != "enabled")
+
+
+def test_clean_data_passes():
+    outcome = run(clean_splits(), probes={"other": [text(999, 40)]})
+    result = outcome.result
+    assert result["status"] == "pass" and result["blocking"] is False and result["findings"] == []
+    assert all(v == 0 for v in result["summary"]["totals"].values())
+    assert outcome.splits is None
+
+
+def test_exact_cross_split_duplicate_after_normalisation():
+    splits = clean_splits()
+    original = splits["train"][3]["input"]
+    # same text, other case, punctuation and whitespace
+    splits["test"][5]["input"] = "  " + original.upper().replace(" ", "  \n ").replace(".", "!!") + " ..."
+    result = run(splits).result
+    assert result["status"] == "fail" and result["blocking"] is True
+    assert ("exact_cross_split", "train", "tr3", "test", "te5", "input") in kinds(run(splits))
+    assert result["summary"]["exact_cross_split"]["train~test"]["input"] == 1
+    assert result["summary"]["rows_affected"]["test"]["count"] == 1
+    # an exact duplicate is not reported a second time as a near-duplicate
+    assert result["summary"]["totals"]["near_duplicate_cross_split"] == 0
+
+
+def test_near_duplicate_one_word_changed():
+    splits = clean_splits()
+    words = splits["train"][7]["input"].split()
+    assert len(words) == 60
+    words[30] = "xylophone"
+    splits["validation"][2]["input"] = " ".join(words)
+    outcome = run(splits)
+    near = [f for f in outcome.result["findings"] if f["kind"] == "near_duplicate_cross_split"]
+    assert [(f["row_a"], f["row_b"], f["field"]) for f in near] == [("tr7", "va2", "input")]
+    assert 0.8 <= near[0]["jaccard"] < 1.0  # 51 of 56 distinct 5-grams survive a mid-text change
+    assert outcome.result["status"] == "fail"
+    # the unrelated pairs (same vocabulary, different order) are not reported
+    assert outcome.result["summary"]["totals"]["near_duplicate_cross_split"] == 1
+
+
+def test_unrelated_pair_is_not_near_duplicate():
+    splits = {"train": [row("a", text(1))], "test": [row("b", text(2))]}
+    result = run(splits, threshold=0.5).result
+    assert result["summary"]["totals"]["near_duplicate_cross_split"] == 0 and result["status"] == "pass"
+
+
+def test_within_split_duplicates_warn():
+    splits = clean_splits()
+    splits["train"][9]["target"] = splits["train"][4]["target"].lower()
+    result = run(splits).result
+    assert result["status"] == "warn" and result["blocking"] is False
+    assert result["summary"]["exact_within_split"]["train"]["target"] == {"duplicate_rows": 1, "groups": 1}
+    assert result["findings"][0]["kind"] == "exact_within_split"
+
+
+def test_contamination_by_probe_texts():
+    splits = clean_splits()
+    probe_long = text(500, 30)      # 13 consecutive words of it end up inside a training input
+    probe_exact = text(501, 10)     # appears as a whole training target
+    probe_short = text(502, 9)      # 9 words: found whole inside a training input
+    words = probe_long.split()
+    splits["train"][0]["input"] += " " + " ".join(words[5:18])
+    splits["train"][1]["target"] = probe_exact.upper()
+    splits["train"][2]["input"] = "Intro words here. " + probe_short + " And the rest."
+    splits["test"][0]["input"] = probe_long  # test rows are not checked by default (contamination_splits)
+    probes = {"bench": [probe_long, probe_exact, text(503, 30), probe_short], "empty": []}
+    result = run(splits, probes=probes).result
+    sets = result["summary"]["contamination"]["sets"]
+    assert sets["bench"] == {"probes": 4, "contaminated": 3, "percent": 75.0, "exact": 1, "ngram": 2}
+    assert sets["empty"]["contaminated"] == 0
+    found = {(f["row_a"], f["row_b"], f["match"]) for f in result["findings"] if f["kind"] == "contamination"}
+    assert found == {("tr0", "0", "ngram"), ("tr1", "1", "exact"), ("tr2", "3", "ngram")}
+    assert result["status"] == "fail"
+    # 12 shared words are not enough for a 30-word probe
+    splits2 = clean_splits()
+    splits2["train"][0]["input"] += " " + " ".join(words[5:17])
+    assert run(splits2, probes={"bench": [probe_long]}).result["summary"]["totals"]["contamination"] == 0
+
+
+def test_policy_options():
+    splits = clean_splits()
+    splits["test"][1]["input"] = splits["train"][1]["input"]
+    assert run(splits, fail_on=[], warn_on=["exact_cross_split"]).result["status"] == "warn"
+    assert run(splits, fail_on=[], warn_on=[]).result["status"] == "pass"
+    with pytest.raises(ValueError):
+        LeakageAudit.Options(fail_on=["exact_cross_splits"])
+    with pytest.raises(ValueError, match="contamination_min_words"):
+        LeakageAudit.Options(contamination_ngram=5, contamination_min_words=8)
+
+
+def test_findings_capped_and_bad_rows_named():
+    splits = {"train": [row(f"a{i}", "same text " * 8, "same target") for i in range(30)]}
+    result = run(splits, max_findings=10).result
+    assert len(result["findings"]) == 10 and result["findings_truncated"] is True
+    assert result["summary"]["totals"]["exact_within_split"] == 29 * 3
+    with pytest.raises(DataError, match=r"split 'train' row 1 \(id 'x'\): field 'input'"):
+        run({"train": [row("ok", "fine"), {"id": "x", "input": 3, "target": "t"}]})
+
+
+def test_scales_to_thousands_of_rows():
+    rng = random.Random(0)
+    splits = {"train": [row(f"tr{i}", text(10_000 + i, rng.randint(40, 120))) for i in range(6000)],
+              "validation": [row(f"va{i}", text(20_000 + i)) for i in range(300)],
+              "test": [row(f"te{i}", text(30_000 + i)) for i in range(300)]}
+    splits["test"][7]["input"] = splits["train"][4321]["input"]
+    result = run(splits).result
+    assert result["seconds"] < 30
+    assert result["summary"]["exact_cross_split"]["train~test"]["input"] == 1

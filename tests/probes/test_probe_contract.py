@@ -1,0 +1,54 @@
+"""Every registered probe runs on a fake model and returns well-formed, paired metrics (contract test)."""
+
+import math
+
+import pytest
+
+from audited_ft.probes import PROBES, ProbeContext
+
+
+class FakeModel:
+    """Base answers with noise; the adapter copies the reference, so every task metric must improve."""
+
+    variants = ("base", "adapter")
+
+    def __init__(self, rows):
+        self._ref = {self.prompt(r["input"]): r["target"] for r in rows}
+
+    def prompt(self, text):
+        return f"<prompt>{text}"
+
+    def generate(self, prompts, variant, max_new_tokens):
+        return [self._ref[p] if variant == "adapter" else "lorem ipsum dolor" for p in prompts]
+
+
+@pytest.fixture
+def splits():
+    rows = [{"id": f"t{i}", "input": f"dialogue {i}", "target": f"person {i} books a table for {i} people"}
+            for i in range(30)]
+    return {"train": rows[:10], "validation": rows[10:15], "test": rows[15:]}
+
+
+@pytest.mark.parametrize("name", PROBES.names())
+def test_probe_contract(name, splits):
+    probe = PROBES.get(name)(PROBES.get(name).Options())
+    assert (PROBES.get(name).__doc__ or "").strip(), "probes document what they measure"
+    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200))
+    assert out.metrics
+    for key, value in out.metrics.items():
+        assert key.startswith(f"{name}."), key
+        assert isinstance(value, (int, float)) and math.isfinite(value), key
+    deltas = [k for k in out.metrics if k.endswith(".delta")]
+    assert deltas
+    for k in deltas:
+        assert out.metrics[f"{k}.ci_low"] <= out.metrics[k] <= out.metrics[f"{k}.ci_high"]
+
+
+def test_rouge_sees_the_improvement(splits):
+    probe = PROBES.get("rouge")(PROBES.get("rouge").Options())
+    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200))
+    m = out.metrics
+    assert m["rouge.rougeL.adapter"] == pytest.approx(1.0)
+    assert m["rouge.rougeL.base"] == pytest.approx(0.0)
+    assert m["rouge.rougeL.delta.ci_low"] > 0.9
+    assert {g["id"] for g in out.generations["adapter"]} == {r["id"] for r in splits["test"]}

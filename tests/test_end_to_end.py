@@ -1,0 +1,83 @@
+"""The real thing: the CLI runs the embedded default config end to end — real SmolLM2 in 4-bit NF4 on CPU, real
+presidio, real training, real generation — then each stage re-runs on the finished run folder.
+
+Slow (minutes on 2 cores): this is the run the README's first command does.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from audited_ft.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    result = runner.invoke(app, ["run", str(REPO / "configs/default.yaml"), "--out", str(out), "--run-id", "e2e"])
+    return result, out / "e2e"
+
+
+@pytest.mark.slow
+def test_default_run_passes_with_visible_effect(default_run):
+    result, run = default_run
+    assert result.exit_code == 0, result.output
+    assert "verdict:    PASSED" in result.output
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "passed"
+    assert all(s["status"] == "done" for s in m["stages"].values()), m["stages"]
+    for key in ("config_hash", "versions", "seed", "datasets", "artefacts", "hardware"):
+        assert m[key], key
+    assert m["artefacts"]["eval/metrics.json"]
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    # The issue's bar: the adapter beats the base on ROUGE-L outside the confidence interval.
+    assert metrics["rouge.rougeL.delta.ci_low"] > 0
+    assert metrics["rouge.rougeL.adapter"] > metrics["rouge.rougeL.base.ci_high"]
+
+
+@pytest.mark.slow
+def test_run_folder_artefacts(default_run):
+    _, run = default_run
+    for rel in ("config.resolved.yaml", "data/train.jsonl", "data/stats.json", "audits/pii.json",
+                "audits/leakage.json", "audits/summary.json", "train/log.jsonl", "train/summary.json",
+                "train/adapter/adapter_config.json", "train/adapter/adapter_model.safetensors",
+                "eval/generations/base.jsonl", "eval/generations/adapter.jsonl", "gates.json", "report.html"):
+        assert (run / rel).is_file(), rel
+    log = [json.loads(line) for line in (run / "train/log.jsonl").read_text().splitlines()]
+    assert any("loss" in r for r in log) and any("eval_loss" in r for r in log)
+    summary = json.loads((run / "train/summary.json").read_text())
+    assert summary["quantization"] == "nf4+double_quant" and summary["train_tokens"] > 0
+    assert not list(run.rglob("*.tmp")), "no half-written files"
+
+
+@pytest.mark.slow
+def test_adapter_loads_with_peft(default_run):
+    _, run = default_run
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from audited_ft.models import resolve_model
+
+    cfg = PeftConfig.from_pretrained(str(run / "train/adapter"))
+    assert cfg.r == 16
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m-instruct").path)
+    model = PeftModel.from_pretrained(base, str(run / "train/adapter"))
+    assert sum("lora_A" in n for n, _ in model.named_parameters()) == 210  # 30 layers x 7 linear modules
+
+
+@pytest.mark.slow
+def test_report_and_gate_rerun_on_the_folder(default_run):
+    _, run = default_run
+    html = (run / "report.html").read_text()
+    assert "Misalignment" in html and "rougeL" in html
+    before = (run / "report.html").stat().st_mtime_ns
+    r = runner.invoke(app, ["report", str(run)])
+    assert r.exit_code == 0, r.output
+    assert (run / "report.html").stat().st_mtime_ns >= before
+    r = runner.invoke(app, ["gate", str(run)])
+    assert r.exit_code == 0 and "verdict: PASSED" in r.output
