@@ -37,3 +37,27 @@ def test_embedded_alias_converts_once_and_loads_in_4bit():
     with torch.inference_mode():
         out = model.generate(**enc, max_new_tokens=8, do_sample=False)
     assert "Paris" in tok.decode(out[0, enc["input_ids"].shape[1]:])
+
+
+@pytest.mark.slow
+def test_dequantised_base_generates_what_the_4bit_base_generates():
+    """eval.dequantize_base is faithful: same NF4 values as float matrices → same greedy tokens."""
+    import torch
+
+    from audited_ft.config import QuantizationConfig
+    from audited_ft.models import load_base_model, load_tokenizer
+
+    r = resolve_model("smollm2-135m-instruct")
+    tok = load_tokenizer(r)
+    tok.padding_side = "left"
+    prompts = [build_prompt(tok, "{input}", q, True, None) for q in
+               ("Name three fruits.", "Summarize: #Person1#: Can I book a table for two? #Person2#: Yes, at 8 pm.",
+                "What is 2 + 2?")]
+    model = load_base_model(r, QuantizationConfig(), "cpu")
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        four_bit = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+        model = model.dequantize()
+        dequant = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert type(model.model.layers[0].mlp.down_proj) is torch.nn.Linear
+    assert torch.equal(four_bit, dequant)

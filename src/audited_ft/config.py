@@ -141,6 +141,10 @@ class EvalConfig(_Strict):
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     report_samples: int = Field(6, ge=0, description="Side-by-side samples shown in the report.")
+    dequantize_base: bool = Field(True, description=(
+        "Generate with the 4-bit base dequantised to the compute dtype: the same NF4 weight values as float matrices, "
+        "so the model is unchanged while decoding skips a dequantisation per layer per token (several times faster "
+        "on CPU). The report states the precision used."))
 
 
 class Gate(_Strict):

@@ -47,5 +47,7 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
         log.info("probe %s done in %.1fs", name, time.time() - started)
     write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
     write_json(rf / "eval/probes.json", probes_info)
+    rf.update_manifest(eval={"precision": getattr(model, "precision", "unknown"),
+                             "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}"})
     rf.record_artefacts("eval")
     return metrics

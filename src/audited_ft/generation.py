@@ -30,6 +30,9 @@ class ModelUnderTest:
         self.tokenizer = load_tokenizer(resolved, cfg.model.revision, cfg.model.trust_remote_code)
         self.tokenizer.padding_side = "left"
         base = load_base_model(resolved, cfg.quantization, self.device, cfg.model.revision, cfg.model.trust_remote_code)
+        self.precision = _precision(cfg)
+        if cfg.quantization.load_in_4bit and cfg.eval.dequantize_base:
+            base = base.dequantize()
         try:
             self.model = PeftModel.from_pretrained(base, str(adapter_dir))
         except (ValueError, RuntimeError, OSError) as exc:
@@ -65,3 +68,13 @@ class ModelUnderTest:
                 for i, t in zip(idx, texts):
                     out[i] = t.strip()
         return out  # type: ignore[return-value]
+
+
+def _precision(cfg: Config) -> str:
+    q = cfg.quantization
+    if not q.load_in_4bit:
+        return f"unquantised base, compute {q.compute_dtype}"
+    how = f"{q.quant_type}{'+double_quant' if q.double_quant else ''}"
+    if cfg.eval.dequantize_base:
+        return f"{how} base dequantised to the compute dtype for generation (same weight values), LoRA unmerged"
+    return f"{how} 4-bit base, LoRA unmerged"

@@ -131,14 +131,16 @@ def run_pipeline(cfg: Config, rf: RunFolder) -> RunResult:
     stage_data(cfg, rf)
     audits = stage_audit(cfg, rf)
     if not audits["passed"]:
+        result = finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
         stage_report(cfg, rf)
-        return finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
+        return result
     stage_train(cfg, rf)
     stage_eval(cfg, rf)
     gates = stage_gate(cfg, rf)
-    stage_report(cfg, rf)
     failed = [r["metric"] for r in gates["results"] if not r["passed"]]
-    return finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+    result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+    stage_report(cfg, rf)
+    return result
 
 
 def raise_if_failed(result: RunResult, manifest: dict) -> None:

@@ -157,7 +157,9 @@ class RunFolder:
         assert name in STAGES, name
         extra: dict = {}
         started = time.time()
-        self.update_manifest(status="running", stages={name: {"status": "running", "started": utcnow()}})
+        # The report stage only describes the run: it leaves the run's overall status (passed/failed) alone.
+        overall = {} if name == "report" else {"status": "running"}
+        self.update_manifest(**overall, stages={name: {"status": "running", "started": utcnow()}})
         try:
             yield extra
         except BaseException as exc:
@@ -171,7 +173,8 @@ class RunFolder:
                                                 **extra}})
             raise
         m = self.manifest()
-        m["status"] = "in_progress"  # the pipeline (or the gate command) sets the final passed/failed
+        if name != "report":
+            m["status"] = "in_progress"  # the pipeline (or the gate command) sets the final passed/failed
         m["stages"][name] = {**m["stages"].get(name, {}), "status": "done", "finished": utcnow(),
                              "seconds": round(time.time() - started, 2), **extra}
         self.write_manifest(m)

@@ -174,3 +174,26 @@ def test_findings_are_capped(run):
     outcome = run(many, max_findings=5)
     assert len(outcome.result["findings"]) == 5 and outcome.result["findings_truncated"] is True
     assert outcome.result["summary"]["findings_total"] == 12
+
+
+def test_masked_excerpt_masks_every_detection_in_the_window():
+    from audited_ft.audits._text import masked_excerpt
+
+    text = "Call Anna Berg on 555-0187 or write to anna@example.org before noon, said Bob."
+    email = (text.index("anna@"), text.index(" before"))
+    phone = (text.index("555"), text.index(" or"))
+    name = (text.index("Anna"), text.index(" on"))
+    width = email[0] - (name[0] + 2)  # the window starts inside "Anna Berg"
+    out = masked_excerpt(text, *email, "EMAIL_ADDRESS", [(*phone, "PHONE_NUMBER"), (*name, "PERSON")], width=width)
+    assert out.startswith("…<PERSON> on <PHONE_NUMBER> or write to <EMAIL_ADDRESS> before noon"), out
+    assert "555" not in out and "anna@" not in out and "Berg" not in out and "nna" not in out
+
+
+def test_capped_findings_keep_every_entity_type(run):
+    crowd = [{"id": f"p{i}", "input": f"#Person1#: Hello Mr. Smith, this is Anna Berg from Boston, call me {i}.",
+              "target": "A greeting."} for i in range(30)]
+    crowd.append({"id": "e", "input": f"Please write to {EMAIL}.", "target": "ok"})
+    outcome = run({"train": crowd}, max_findings=6)
+    entities = [f["entity"] for f in outcome.result["findings"]]
+    assert len(entities) == 6 and "EMAIL_ADDRESS" in entities and "PERSON" in entities
+    assert outcome.result["summary"]["counts"]["train"]["PERSON"] >= 30

@@ -67,8 +67,9 @@ class LeakageAudit(Audit):
 
     Measures: exact duplicates after normalisation (NFKC, lower-case, punctuation removed, whitespace collapsed) of
     input, target and input+target, within each split and across each pair of splits; near-duplicates across split
-    pairs (word 5-gram shingles, MinHash LSH candidates confirmed by exact Jaccard ≥ threshold); contamination of the
-    training split by the evaluation probe sets (exact match, or a shared 13-word n-gram).
+    pairs (word 5-gram shingles by default, MinHash LSH candidates confirmed by exact Jaccard ≥ threshold, 0.8 by
+    default); contamination of the training split by the evaluation probe sets (exact match, or a shared 13-word
+    n-gram by default).
     Blind spots: paraphrases, translations and re-ordered sentences share few shingles and are not found; texts shorter
     than one shingle are compared exactly only; MinHash LSH may miss a pair close to the threshold (recall, not
     precision: every reported pair is confirmed); contamination is checked only against the probe sets given to the

@@ -141,17 +141,31 @@ class PiiAudit(Audit):
         summary = review.summary(ctx.splits, scanner, chars, scan_seconds)
         status = "fail" if review.by_policy["fail"] else "warn" if (review.by_policy["warn"] or scanner.warnings) \
             else "pass"
-        order = {s: k for k, s in enumerate(ctx.splits)}
-        findings = sorted(review.findings, key=lambda f: (_SEVERITY[f["policy"]], order[f["split"]], f["_index"]))
-        for f in findings:
-            del f["_index"]
         result = {"name": self.name, "status": status, "blocking": status == "fail",
                   "description": (type(self).__doc__ or "").strip(), "summary": summary,
-                  "findings": findings[: opts.max_findings], "findings_truncated": len(findings) > opts.max_findings,
+                  "findings": _sample(review.findings, opts.max_findings, list(ctx.splits)),
+                  "findings_truncated": len(review.findings) > opts.max_findings,
                   "seconds": round(time.time() - started, 2)}
-        log.info("pii: %s (%d findings, %d redactions, %s chars/s)", status, len(findings),
+        log.info("pii: %s (%d findings, %d redactions, %s chars/s)", status, len(review.findings),
                  summary["redactions_applied"], summary["chars_per_second"])
         return AuditOutcome(result=result, splits=redacted)
+
+
+def _sample(findings: list[dict], cap: int, split_order: list[str]) -> list[dict]:
+    """At most ``cap`` findings, shared out evenly over (policy, entity type), so that 20,000 warned names do not
+    crowd out the few e-mail addresses; blocking findings first, then in data order."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for f in findings:
+        groups[(_SEVERITY[f["policy"]], f["entity"])].append(f)
+    queues = [groups[k] for k in sorted(groups)]
+    picked: list[dict] = []
+    for depth in range(max(map(len, queues), default=0)):
+        picked += [q[depth] for q in queues if depth < len(q)][: cap - len(picked)]
+        if len(picked) >= cap:
+            break
+    order = {s: k for k, s in enumerate(split_order)}
+    picked.sort(key=lambda f: (_SEVERITY[f["policy"]], order[f["split"]], f["_index"], f["start"]))
+    return [{k: v for k, v in f.items() if k != "_index"} for f in picked]
 
 
 def _collect_texts(splits: dict[str, list[dict]]) -> list[tuple[str, int, str, str]]:
@@ -261,6 +275,7 @@ class _Review:
             "engine": scanner.kind, "model": scanner.model if scanner.kind == "spacy" else None,
             "entities": entities, "chars_scanned": chars, "scan_seconds": round(seconds, 2),
             "chars_per_second": round(chars / seconds) if seconds > 0 else None, "workers": scanner.last_workers,
+            "device": scanner.device,
             "counts": {s: {e: self.counts[s][e] for e in entities} for s in splits},
             "rows_affected": rows_affected, "findings_total": len(self.findings), "by_policy": dict(self.by_policy),
             "redactions": {s: dict(self.redactions[s]) for s in splits},
@@ -357,6 +372,13 @@ class PresidioScanner:
         self.entities = [e for e in entities if e in self.supported]
         self.entities_without_digits = [e for e in self.entities if e not in _DIGIT_ENTITIES]
         self.nlp = self.engine.nlp_engine.nlp["en"] if self.kind == "spacy" else None
+        # Presidio moves spaCy to the GPU when torch sees CUDA and cupy is installed (PRESIDIO_DEVICE=cpu prevents
+        # it). A GPU-backed model cannot be shared with forked workers, so it then scans in this process.
+        self.device = "cpu"
+        if self.nlp is not None:
+            from thinc.api import get_current_ops
+
+            self.device = "gpu" if get_current_ops().name in ("cupy", "mps") else "cpu"
         self.skip = _skippable_components(self.nlp) if self.nlp is not None else []
         if self.nlp is not None and "ner" in self.nlp.pipe_names:
             # spaCy labels Presidio has no name for (MONEY, CARDINAL, ...) are dropped, as Presidio's own default
@@ -462,7 +484,7 @@ def scan_texts(scanner: PresidioScanner, texts: list[str], workers: Optional[int
     chunks = _chunks(unique, chunk_chars)
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(chunks)))
+    workers = 1 if scanner.device == "gpu" else max(1, min(workers, len(chunks)))
     scanner.last_workers = workers
     pool = None
     if workers > 1:
