@@ -50,6 +50,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture
 def tiny_rows() -> list[dict]:
+    return make_tiny_rows()
+
+
+def make_tiny_rows() -> list[dict]:
+    """40 short dialogue/summary rows of the DialogSum shape."""
     topics = ["a table for two", "a taxi to the station", "a room for three nights", "two cinema tickets",
               "a haircut on Saturday", "a dentist check-up", "a pizza with olives", "a bike repair"]
     rows = []

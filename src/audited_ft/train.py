@@ -54,10 +54,19 @@ def _sft_config(cfg: Config, rf: RunFolder, device: str, dtype):
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, max_length=t.max_length, optim=optim,
-        activation_checkpointing=gc, bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
+        **{_checkpointing_key(SFTConfig): gc}, bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
         use_cpu=device == "cpu", eval_strategy="steps", eval_steps=t.eval_every_steps, logging_steps=1,
         save_strategy="no", report_to=[], seed=cfg.run.seed, data_seed=cfg.run.seed, completion_only_loss=True,
         dataset_num_proc=None, disable_tqdm=False, logging_first_step=True)
+
+
+def _checkpointing_key(config_cls) -> str:
+    # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name warns); 5.1x has only
+    # the old one.
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def train_adapter(cfg: Config, rf: RunFolder) -> dict:

@@ -8,7 +8,10 @@ checks this on DialogSum), only faster:
   (the NER may not cross a parser sentence boundary, so the parser stays). Lemmas serve one purpose, raising the score
   of a pattern match that has a context word ("phone", "ssn") before it. When a recognizer that uses context words
   matched anything in a text, that one text is analysed again the stock way, with lemmas;
+* recognizers that can only match digits (phone, SSN, card, IBAN, passport, licence) skip texts without any;
 * worker processes (``workers``), forked after the model is loaded, so it is loaded once.
+On Python < 3.12 spaCy's compiled parser takes the GIL twice per state lookup (its wheels are built with Cython
+profiling hooks there): measured on one machine, stock Presidio ran ~1.5x and this scan ~2x faster on Python 3.12.
 """
 
 from __future__ import annotations
