@@ -85,3 +85,24 @@ def test_train_refuses_without_audits(tmp_path, tiny_rows):
     (tmp_path / "runs/r/audits/summary.json").unlink()
     r = runner.invoke(app, ["train", str(tmp_path / "runs/r")])
     assert r.exit_code == 2 and "training is gated on them" in r.output
+
+
+def test_accept_risk_lets_a_person_proceed_and_is_recorded(tmp_path, tiny_rows):
+    leaky = tiny_rows + [dict(r, id=r["id"] + "-copy") for r in tiny_rows]  # every row twice: cross-split leakage
+    data = write_jsonl(tmp_path / "d.jsonl", leaky)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{source: {data}}}\naudits: {{pii: {{enabled: false}}}}\n")
+    out = str(tmp_path / "runs")
+    r = runner.invoke(app, ["audit", str(cfg), "--out", out, "--run-id", "blocked"])
+    assert r.exit_code == 1 and "blocking audit(s): leakage" in r.output
+    r = runner.invoke(app, ["audit", str(cfg), "--out", out, "--run-id", "nobody", "--accept-risk", "leakage:known"])
+    assert r.exit_code == 2 and "--accepted-by" in r.output
+    r = runner.invoke(app, ["audit", str(cfg), "--out", out, "--run-id", "lekage", "--accept-risk", "lekage:x",
+                            "--accepted-by", "A. Reviewer"])
+    assert r.exit_code == 2 and "Did you mean 'leakage'" in r.output
+    r = runner.invoke(app, ["audit", str(cfg), "--out", out, "--run-id", "ok", "--accept-risk",
+                            "leakage:duplicates are paraphrase pairs by design", "--accepted-by", "A. Reviewer"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "runs/ok/manifest.json").read_text())
+    assert m["accepted_risks"][0]["audit"] == "leakage" and m["accepted_risks"][0]["by"] == "A. Reviewer"
+    assert "duplicates are paraphrase pairs by design" in (tmp_path / "runs/ok/config.resolved.yaml").read_text()

@@ -22,6 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 ConfigArg = typer.Argument(..., help="YAML config file.", show_default=False)
 RunDirArg = typer.Argument(..., help="An existing run folder.", show_default=False)
 SetOpt = typer.Option(None, "--set", help="Override a config key: --set train.epochs=2 (repeatable).")
+AcceptOpt = typer.Option(None, "--accept-risk", help="Proceed past a failed audit: AUDIT:REASON (repeatable; "
+                                                     "recorded in the manifest and report). Needs --accepted-by.")
+ByOpt = typer.Option(None, "--accepted-by", help="Who accepts the risks named by --accept-risk.")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -71,12 +74,13 @@ def _verdict(result) -> int:
 @app.command()
 def run(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--out", help="Output root (default: run.out_dir)."),
         run_id: Optional[str] = typer.Option(None, "--run-id", help="Run folder name (default: time-name-random)."),
-        set_: Optional[List[str]] = SetOpt) -> None:
+        set_: Optional[List[str]] = SetOpt, accept: Optional[List[str]] = AcceptOpt,
+        accepted_by: Optional[str] = ByOpt) -> None:
     """The whole audited fine-tune: data → audits → train → probes → gates → report."""
     def body():
         from audited_ft.pipeline import run_pipeline, start_run
 
-        cfg, rf = start_run(config, set_, str(out) if out else None, run_id)
+        cfg, rf = start_run(config, set_, str(out) if out else None, run_id, accept, accepted_by)
         typer.echo(f"run folder: {rf.path}")
         return _verdict(run_pipeline(cfg, rf))
 
@@ -98,12 +102,13 @@ def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt) -> No
 
 @app.command()
 def audit(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--out", help="Output root."),
-          run_id: Optional[str] = typer.Option(None, "--run-id"), set_: Optional[List[str]] = SetOpt) -> None:
+          run_id: Optional[str] = typer.Option(None, "--run-id"), set_: Optional[List[str]] = SetOpt,
+          accept: Optional[List[str]] = AcceptOpt, accepted_by: Optional[str] = ByOpt) -> None:
     """Create a run folder, prepare the data and run the audits (exit 1 when an audit blocks training)."""
     def body():
         from audited_ft.pipeline import stage_audit, stage_data, start_run
 
-        cfg, rf = start_run(config, set_, str(out) if out else None, run_id)
+        cfg, rf = start_run(config, set_, str(out) if out else None, run_id, accept, accepted_by)
         stage_data(cfg, rf)
         summary = stage_audit(cfg, rf)
         typer.echo(f"run folder: {rf.path}")

@@ -36,9 +36,15 @@ class RunResult:
 
 # ----------------------------------------------------------------------------------------------- run folder set-up
 def start_run(config_path: str | Path, overrides: list[str] | None = None, out: str | None = None,
-              run_id: str | None = None) -> tuple[Config, RunFolder]:
-    """Validate the config, create the run folder, write ``config.resolved.yaml`` and the manifest's provenance."""
+              run_id: str | None = None, accept: list[str] | None = None,
+              accepted_by: str | None = None) -> tuple[Config, RunFolder]:
+    """Validate the config, create the run folder, write ``config.resolved.yaml`` and the manifest's provenance.
+
+    ``accept`` holds ``audit:reason`` items from the command line (``--accept-risk``); they join the config's
+    ``accepted_risks`` with ``accepted_by`` and today's date, and so are recorded in the resolved config and manifest.
+    """
     cfg = load_config(config_path, overrides)
+    _accept_risks(cfg, accept or [], accepted_by)
     _resolve_sources(cfg)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     rid = run_id or f"{stamp}-{cfg.run.name}-{secrets.token_hex(2)}"
@@ -56,6 +62,22 @@ def open_run(run_dir: str | Path) -> tuple[Config, RunFolder]:
     rf = RunFolder.open(run_dir)
     cfg = load_config(rf.require("config.resolved.yaml", "run"))
     return cfg, rf
+
+
+def _accept_risks(cfg: Config, accept: list[str], accepted_by: str | None) -> None:
+    from audited_ft.audits import AUDITS
+    from audited_ft.config import AcceptedRisk
+    from audited_ft.errors import ConfigError
+
+    if accept and not (accepted_by or "").strip():
+        raise ConfigError("--accept-risk needs --accepted-by NAME: an accepted risk records who accepted it")
+    for item in accept:
+        name, sep, reason = item.partition(":")
+        if not sep or not reason.strip():
+            raise ConfigError(f"--accept-risk {item!r}: expected AUDIT:REASON, e.g. --accept-risk pii:'fictional names'")
+        AUDITS.get(name.strip())  # unknown names fail here, with a suggestion
+        cfg.accepted_risks.append(AcceptedRisk(audit=name.strip(), by=accepted_by.strip(), reason=reason.strip(),
+                                               date=_dt.date.today().isoformat()))
 
 
 def _resolve_sources(cfg: Config) -> None:
