@@ -196,7 +196,8 @@ def _audit_view(audit: dict | None, accepted: bool, *group: str) -> dict | None:
             "description": audit.get("description"), "summary": _flatten(audit.get("summary") or {}),
             "group": group, "counts": _group_count(findings, *group), "n_findings": len(findings),
             "truncated": audit.get("findings_truncated"), "examples": examples,
-            "redactions": [(k, v) for k, v in _flatten(audit.get("summary") or {}) if "redact" in k.lower()]}
+            "redactions": [(k, v) for k, v in _flatten(audit.get("summary") or {}) if "redact" in k.lower()],
+            "n_redacted": (audit.get("summary") or {}).get("redactions_applied")}
 
 
 # verdict -------------------------------------------------------------------------------------------------------------
