@@ -255,6 +255,11 @@ def _dataset(run: _Run, audits: dict[str, dict], accepted: set[str], gaps: list)
     for name, what in (("pii", "PII audit"), ("leakage", "leakage / contamination audit")):
         if name not in audits:
             gaps.append(("Dataset", what, run.why_absent(f"audits/{name}.json", "audit")))
+    # An audit may run and still say part of it was not checked (e.g. contamination with no probe sets given).
+    for name, audit in audits.items():
+        for key, value in _flatten((audit or {}).get("summary") or {}):
+            if key.endswith("warning") and isinstance(value, str) and "not checked" in value:
+                gaps.append(("Dataset", f"{name}: {key.rsplit('.', 2)[0]}", value))
     cleaning = (stats or {}).get("cleaning") or {}
     reasons = sorted({r for c in cleaning.values() for r in (c.get("dropped") or {})})
     return {"stats": stats, "cleaning": cleaning, "reasons": reasons,
