@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audited_ft.config import Config, config_hash, dump_config, load_config
-from audited_ft.errors import GateFailed
 from audited_ft.runfolder import RunFolder, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -163,11 +162,6 @@ def run_pipeline(cfg: Config, rf: RunFolder) -> RunResult:
     result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
     stage_report(cfg, rf)
     return result
-
-
-def raise_if_failed(result: RunResult, manifest: dict) -> None:
-    if not result.passed:
-        raise GateFailed(f"{manifest.get('failed_because', 'run failed')} — see {result.run_dir / 'report.html'}")
 
 
 # ----------------------------------------------------------------------------------------------- provenance
