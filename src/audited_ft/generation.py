@@ -42,22 +42,104 @@ class ModelUnderTest:
         self._torch = torch
 
     def prompt(self, text: str) -> str:
+        """The task prompt (data.prompt_template + chat template), exactly as in training."""
         from audited_ft.models import build_prompt
 
         return build_prompt(self.tokenizer, self.cfg.data.prompt_template, text, self.cfg.model.use_chat_template,
                             self.cfg.model.system_prompt)
 
-    def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
-        """Greedy continuations, batched by similar length (left padding), in the order of ``prompts``."""
+    def chat(self, text: str, system: str | None = None) -> str:
+        """A plain user turn (no task template), through the chat template when the model has one.
+
+        For probes that talk to the model as a user would (toxicity, refusals), not through the fine-tuning task.
+        """
+        from audited_ft.models import build_prompt
+
+        return build_prompt(self.tokenizer, "{input}", text, self.cfg.model.use_chat_template, system)
+
+    def _variant(self, variant: str):
         import contextlib
 
+        return self.model.disable_adapter() if variant == "base" else contextlib.nullcontext()
+
+    def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
+        """(sum of log-probabilities, token count) of each continuation given its context, in input order.
+
+        Context and continuation are tokenized separately and joined, so the continuation's tokens are the same
+        whatever the context. An empty context is scored after the tokenizer's BOS token (or EOS when it has none).
+        Items are batched by length (right padding; padded positions are masked out of the sums).
+        """
+        from tqdm.auto import tqdm
+
+        torch = self._torch
+        if len(contexts) != len(continuations):
+            raise ValueError("score: contexts and continuations differ in length")
+        tok = self.tokenizer
+        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        items = []
+        for c, x in zip(contexts, continuations):
+            ctx_ids = tok(c, add_special_tokens=False)["input_ids"] if c else []
+            cont_ids = tok(x, add_special_tokens=False)["input_ids"]
+            if not cont_ids:
+                raise ValueError(f"score: empty continuation after tokenization: {x!r}")
+            items.append((ctx_ids or [start], cont_ids))
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
+        out: list[tuple[float, int] | None] = [None] * len(items)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        with self._variant(variant), torch.inference_mode():
+            for b in tqdm(range(0, len(order), self.batch_size), desc=f"score ({variant})", leave=False,
+                          disable=None):
+                idx = order[b:b + self.batch_size]
+                seqs = [items[i][0] + items[i][1] for i in idx]
+                width = max(map(len, seqs))
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, s in enumerate(seqs):
+                    ids[r, :len(s)] = torch.tensor(s)
+                    mask[r, :len(s)] = 1
+                logits = self.model(input_ids=ids.to(self.model.device),
+                                    attention_mask=mask.to(self.model.device)).logits.float()
+                logp = torch.log_softmax(logits[:, :-1], dim=-1)
+                targets = ids[:, 1:].to(logp.device)
+                tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
+                for r, i in enumerate(idx):
+                    n_ctx, n_cont = len(items[i][0]), len(items[i][1])
+                    # token t of the sequence is predicted at position t-1
+                    out[i] = (float(tok_lp[r, n_ctx - 1:n_ctx - 1 + n_cont].sum()), n_cont)
+        return out  # type: ignore[return-value]
+
+    def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
+               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
+        """``num_samples`` sampled continuations per prompt. The generator is re-seeded per batch from ``seed``, so
+        base and adapter draw from the same random stream and a rerun gives the same samples."""
+        from tqdm.auto import tqdm
+
+        torch = self._torch
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[list[str] | None] = [None] * len(prompts)
+        per_batch = max(1, self.batch_size // max(1, num_samples))
+        with self._variant(variant), torch.inference_mode():
+            for b in tqdm(range(0, len(order), per_batch), desc=f"sample ({variant})", leave=False, disable=None):
+                idx = order[b:b + per_batch]
+                enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.model.device)
+                torch.manual_seed(seed + b)
+                gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True,
+                                          temperature=temperature, top_p=top_p, num_return_sequences=num_samples,
+                                          pad_token_id=self.tokenizer.pad_token_id)
+                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                for r, i in enumerate(idx):
+                    out[i] = [t.strip() for t in texts[r * num_samples:(r + 1) * num_samples]]
+        return out  # type: ignore[return-value]
+
+    def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        """Greedy continuations, batched by similar length (left padding), in the order of ``prompts``."""
         from tqdm.auto import tqdm
 
         torch = self._torch
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str | None] = [None] * len(prompts)
-        ctx = self.model.disable_adapter() if variant == "base" else contextlib.nullcontext()
-        with ctx, torch.inference_mode():
+        with self._variant(variant), torch.inference_mode():
             for start in tqdm(range(0, len(order), self.batch_size), desc=f"generate ({variant})", leave=False):
                 idx = order[start:start + self.batch_size]
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,

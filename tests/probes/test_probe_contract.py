@@ -5,21 +5,7 @@ import math
 import pytest
 
 from audited_ft.probes import PROBES, ProbeContext
-
-
-class FakeModel:
-    """Base answers with noise; the adapter copies the reference, so every task metric must improve."""
-
-    variants = ("base", "adapter")
-
-    def __init__(self, rows):
-        self._ref = {self.prompt(r["input"]): r["target"] for r in rows}
-
-    def prompt(self, text):
-        return f"<prompt>{text}"
-
-    def generate(self, prompts, variant, max_new_tokens):
-        return [self._ref[p] if variant == "adapter" else "lorem ipsum dolor" for p in prompts]
+from tests.fakes import FakeModel
 
 
 @pytest.fixture
@@ -36,7 +22,7 @@ def test_probe_contract(name, splits):
     out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200))
     assert out.metrics
     for key, value in out.metrics.items():
-        assert key.startswith(f"{name}."), key
+        assert key.startswith(f"{PROBES.get(name).prefix()}."), key
         assert isinstance(value, (int, float)) and math.isfinite(value), key
     deltas = [k for k in out.metrics if k.endswith(".delta")]
     assert deltas

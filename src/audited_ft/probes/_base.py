@@ -24,13 +24,31 @@ class ProbeOptions(BaseModel):
 
 
 class Generator(Protocol):
-    """What a probe may ask of the model under test (real model in runs, a fake one in contract tests)."""
+    """What a probe may ask of the model under test (``audited_ft.generation.ModelUnderTest`` in runs, a fake one in
+    contract tests). ``variant`` is "base" or the name of an adapter variant ("adapter" by default)."""
 
     variants: tuple[str, ...]
 
-    def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]: ...
+    def prompt(self, text: str) -> str:
+        """The fine-tuning task's prompt for an input (prompt template + chat template), as in training."""
 
-    def prompt(self, text: str) -> str: ...
+    def chat(self, text: str, system: str | None = None) -> str:
+        """A plain user turn through the chat template, without the task's prompt template."""
+
+    def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        """Greedy continuations, one per prompt, in order."""
+
+    def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
+               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
+        """``num_samples`` sampled continuations per prompt, reproducible for a given seed."""
+
+    def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
+        """(sum of token log-probabilities, token count) of each continuation given its context ("" allowed)."""
+
+
+def variant_prefix(prefix: str, variant: str) -> str:
+    """Metric prefix for a non-base variant: ``prefix`` for the (single) adapter, ``prefix.<variant>`` otherwise."""
+    return prefix if variant == "adapter" else f"{prefix}.{variant}"
 
 
 @dataclass
@@ -53,8 +71,24 @@ class ProbeOutcome:
 
 
 class Probe:
+    """Base class; subclasses register with ``@PROBES.register("name")``.
+
+    ``metric_prefix`` starts every metric key the probe writes (default: its name), e.g. ``bias.crows_pairs`` gives
+    ``bias.crows_pairs.stereotype_rate.adapter``. ``data_sets(options)`` names the evaluation sets the probe will read
+    as ``{set name: data option}``, so the leakage audit can check training data against them before training.
+    """
+
     name: ClassVar[str]
+    metric_prefix: ClassVar[str] = ""
     Options: ClassVar[type[ProbeOptions]] = ProbeOptions
+
+    @classmethod
+    def prefix(cls) -> str:
+        return cls.metric_prefix or cls.name
+
+    @classmethod
+    def data_sets(cls, options: ProbeOptions) -> dict[str, str]:
+        return {}
 
     def __init__(self, options: ProbeOptions):
         self.options = options

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from audited_ft.probes._base import PROBES, Probe, ProbeContext, ProbeOptions, ProbeOutcome
+from audited_ft.probes._base import PROBES, Probe, ProbeContext, ProbeOptions, ProbeOutcome, variant_prefix
 from audited_ft.stats import paired_metric
 
 
@@ -51,8 +51,7 @@ class RougeProbe(Probe):
             for variant in ctx.model.variants:
                 if variant == "base":
                     continue
-                prefix = f"rouge.{k}" if variant == "adapter" else f"rouge.{k}.{variant}"
-                metrics.update(paired_metric(prefix, scores[k]["base"], scores[k][variant],
+                metrics.update(paired_metric(variant_prefix(f"rouge.{k}", variant), scores[k]["base"], scores[k][variant],
                                              ctx.bootstrap_samples, ctx.confidence, ctx.seed))
         return ProbeOutcome(metrics=metrics, generations=generations)
 

@@ -1,0 +1,204 @@
+"""Evaluation data sets: what the probes measure on, and what the leakage audit checks the training data against.
+
+A set has a name (``advbench``, ``crows_pairs``, ...) and is loaded from one of three places, chosen by the probe's
+``data`` option:
+
+* ``embedded`` — a small set the project wrote itself, shipped in the package (``audited_ft/probe_data/<name>.jsonl``,
+  already in the set's item schema). The offline default; not a benchmark, a smoke check of the probe.
+* a local path — a file or folder of the public set in its published format; ``{data_dir}`` expands to the data
+  directory (``data.data_dir``, ``$AFT_DATA_DIR`` or ``../shared/data``).
+* a hub id — ``org/name`` or ``org/name:split``, loaded with ``datasets`` (needs internet).
+
+Each module of this package registers one set with :func:`register`: a :class:`SetSpec` that parses the local format
+(and hub rows) into items of the set's schema (documented in the module). Items are plain dicts; each has an ``id``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from audited_ft.errors import ConfigError, DataError, MissingDependency
+
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "probe_data"
+
+
+@dataclass
+class SetSpec:
+    """How to load one evaluation set."""
+
+    name: str
+    title: str                         # human name, e.g. "CrowS-Pairs"
+    licence: str
+    citation: str                      # short reference shown in the report
+    folder: str                        # default folder name under the data directory
+    text_fields: tuple[str, ...]       # item fields that hold probe text (contamination check)
+    parse_local: Callable[[Path], list[dict]]      # file or folder → items
+    parse_hub: Optional[Callable[[Iterable[dict]], list[dict]]] = None  # datasets rows → items
+    hub_id: Optional[str] = None       # default hub id ("org/name:split") for users online
+    stratify: Optional[str] = None     # item field kept balanced when a limit subsamples the set
+
+
+@dataclass
+class ProbeSet:
+    name: str
+    title: str
+    items: list[dict]
+    source: str                        # "embedded", a path, or "hub:<id>"
+    licence: str
+    citation: str
+    text_fields: tuple[str, ...]
+    total: int                         # items before any limit
+    notes: list[str] = field(default_factory=list)
+
+    def texts(self) -> list[str]:
+        """Every probe text of the set (one per item and text field), for contamination checks."""
+        out = []
+        for item in self.items:
+            for f in self.text_fields:
+                value = item.get(f)
+                if isinstance(value, str) and value.strip():
+                    out.append(value)
+                elif isinstance(value, list):
+                    out += [v for v in value if isinstance(v, str) and v.strip()]
+        return out
+
+    def describe(self) -> dict:
+        """What the report and eval/probes.json say about the data a probe used."""
+        return {"set": self.name, "title": self.title, "source": self.source, "items": len(self.items),
+                "total": self.total, "licence": self.licence, "citation": self.citation, "notes": self.notes}
+
+
+SETS: dict[str, SetSpec] = {}
+
+
+def register(spec: SetSpec) -> SetSpec:
+    if spec.name in SETS:
+        raise RuntimeError(f"probe set {spec.name!r} registered twice")
+    SETS[spec.name] = spec
+    return spec
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def spec(name: str) -> SetSpec:
+    if not SETS:
+        _discover()
+    if name not in SETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, SETS, n=1)
+        hint = f" — did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown evaluation set {name!r}{hint} Known: {', '.join(sorted(SETS))}")
+    return SETS[name]
+
+
+def load_probe_set(name: str, data: str, data_dir: Path | str | None, limit: int | None = None,
+                   seed: int = 0) -> ProbeSet:
+    """Load set ``name`` from ``data`` ("embedded", a path, or a hub id); keep at most ``limit`` items.
+
+    A limit keeps a seeded random subset in the original order, balanced over ``SetSpec.stratify`` when the set has
+    one (round-robin over its values), so a small run still covers every bias type or category.
+    """
+    s = spec(name)
+    data = (data or "embedded").strip()
+    notes: list[str] = []
+    if data == "embedded":
+        path = EMBEDDED_DIR / f"{name}.jsonl"
+        if not path.is_file():
+            raise ConfigError(f"evaluation set {name!r} has no embedded version; set its data option to a path "
+                              f"or hub id (e.g. {{data_dir}}/{s.folder} or {s.hub_id})")
+        items, source = read_jsonl_items(path), "embedded"
+        notes.append("embedded: a small set written by the audited_ft project to exercise the probe offline; "
+                     "not the published benchmark, so its numbers are a smoke check, not a benchmark result")
+    else:
+        local = Path(data.replace("{data_dir}", str(data_dir or ""))).expanduser()
+        if local.exists():
+            items, source = s.parse_local(local), str(local)
+        elif "{data_dir}" in data or data.startswith((".", "/", "~")) or data.count("/") != 1 and ":" not in data:
+            raise DataError(f"evaluation set {name!r}: {local} does not exist (data directory: {data_dir}; set "
+                            f"data.data_dir or AFT_DATA_DIR, or use data: embedded)")
+        else:
+            items, source = _load_hub(s, data), f"hub:{data}"
+    for i, item in enumerate(items):
+        item.setdefault("id", str(i))
+    if not items:
+        raise DataError(f"evaluation set {name!r} from {source}: no items")
+    total = len(items)
+    if limit is not None and limit < total:
+        items = subsample(items, limit, seed, s.stratify)
+        notes.append(f"seeded subsample of {len(items)} of {total} items"
+                     + (f", balanced over {s.stratify}" if s.stratify else ""))
+    return ProbeSet(name=name, title=s.title, items=items, source=source, licence=s.licence, citation=s.citation,
+                    text_fields=s.text_fields, total=total, notes=notes)
+
+
+def subsample(items: list[dict], limit: int, seed: int, stratify: str | None = None) -> list[dict]:
+    """``limit`` items, seeded; round-robin over the groups of ``stratify``; original order kept."""
+    rng = random.Random(seed)
+    if not stratify:
+        keep = sorted(rng.sample(range(len(items)), limit))
+        return [items[i] for i in keep]
+    groups: dict = {}
+    for i, item in enumerate(items):
+        groups.setdefault(str(item.get(stratify)), []).append(i)
+    for idx in groups.values():
+        rng.shuffle(idx)
+    picked: list[int] = []
+    queues = [groups[k] for k in sorted(groups)]
+    depth = 0
+    while len(picked) < limit:
+        for q in queues:
+            if depth < len(q) and len(picked) < limit:
+                picked.append(q[depth])
+        depth += 1
+    return [items[i] for i in sorted(picked)]
+
+
+def read_jsonl_items(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file; a bad line is a DataError naming the file and line."""
+    items = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
+            items.append(row)
+    return items
+
+
+def require_fields(path: Path | str, where: str, row: dict, fields: Iterable[str]) -> None:
+    """DataError naming file, row and field when ``row`` lacks one of ``fields`` (or it is empty)."""
+    for f in fields:
+        if row.get(f) in (None, ""):
+            raise DataError(f"{path}: {where}: field {f!r} is missing or empty")
+
+
+def _load_hub(s: SetSpec, data: str) -> list[dict]:
+    if s.parse_hub is None:
+        raise ConfigError(f"evaluation set {s.name!r} cannot be loaded from the hub; give a local path")
+    try:
+        import datasets
+    except ImportError as exc:
+        raise MissingDependency(f"Loading {s.title} from the hub", "datasets") from exc
+    repo, _, split = data.partition(":")
+    try:
+        rows = datasets.load_dataset(repo, split=split or "train")
+    except Exception as exc:  # offline, unknown id, gated: all surface as one clear error
+        raise DataError(f"evaluation set {s.name!r}: cannot load hub dataset {data!r}: "
+                        f"{str(exc).splitlines()[0][:300]}") from None
+    return s.parse_hub(rows)
