@@ -30,3 +30,32 @@ def test_dialogsum_config_prepares_and_audits(tmp_path):
     assert pii["status"] in ("warn", "pass")
     for f in pii["findings"]:
         assert f"<{f['entity']}>" in f["excerpt"]
+
+
+@pytest.mark.realdata
+def test_full_dialogsum_leakage_found_and_dropped(tmp_path):
+    """All of DialogSum (no row caps): dialogues of validation/test that also occur in train are found, and the drop
+    policy removes the train copies while the evaluation splits stay as they were."""
+    full = ["--set", "audits.pii.enabled=false", "--set", "data.max_rows.train=null",
+            "--set", "data.max_rows.validation=null", "--set", "data.max_rows.test=null"]
+    cfg = str(REPO / "configs/dialogsum_smollm2.yaml")
+    r = CliRunner().invoke(app, ["audit", cfg, "--out", str(tmp_path), "--run-id", "fail", *full])
+    assert r.exit_code == 1 and "blocking audit(s): leakage" in r.output, r.output
+    leak = json.loads((tmp_path / "fail/audits/leakage.json").read_text())["summary"]
+    assert leak["exact_cross_split"]["train~validation"]["input"] >= 30
+    assert leak["near_duplicate_cross_split"]["train~validation"]["input"] >= 30
+    assert leak["failed_on"] == ["exact_cross_split", "near_duplicate_cross_split"]
+    profile = json.loads((tmp_path / "fail/audits/profile.json").read_text())["summary"]
+    assert profile["unit"] == "tokens" and profile["splits"]["train"]["rows"] > 11_000
+    assert 150 < profile["splits"]["train"]["sequence"]["p50"] < 400
+
+    drop = ["--set", "audits.leakage.policy.exact_cross_split=drop",
+            "--set", "audits.leakage.policy.near_duplicate_cross_split=drop"]
+    r = CliRunner().invoke(app, ["audit", cfg, "--out", str(tmp_path), "--run-id", "drop", *full, *drop])
+    assert r.exit_code == 0, r.output
+    dropped = json.loads((tmp_path / "drop/audits/leakage.json").read_text())["summary"]["dropped"]
+    assert dropped["rows"] >= 35 and dropped["train_rows_after"] == dropped["train_rows_before"] - dropped["rows"]
+    for split in ("validation", "test"):
+        assert (tmp_path / f"drop/data/{split}.jsonl").read_text() == (tmp_path / f"fail/data/{split}.jsonl").read_text()
+    train = (tmp_path / "drop/data/train.jsonl").read_text().splitlines()
+    assert len(train) == dropped["train_rows_after"]

@@ -18,16 +18,44 @@ from audited_ft.runfolder import RunFolder, write_json, write_jsonl
 log = logging.getLogger(__name__)
 
 
+def probe_texts(cfg: Config) -> tuple[dict[str, list[str]], dict[str, dict]]:
+    """The texts of every evaluation set an enabled probe will read, for the contamination check.
+
+    Sets are loaded whole (not cut to a probe's ``limit``), so raising a limit later cannot bring in unchecked items.
+    The task's own held-out splits are not among them: the leakage audit compares the splits itself. Returns the
+    texts per set and where each set came from.
+    """
+    from audited_ft.probe_sets import load_probe_set
+    from audited_ft.probes import PROBES
+
+    texts: dict[str, list[str]] = {}
+    sources: dict[str, dict] = {}
+    for name in cfg.enabled("probe"):
+        options = cfg.options("probe", name)
+        for set_name, data in PROBES.get(name).data_sets(options).items():
+            if set_name in texts:
+                continue
+            ps = load_probe_set(set_name, data, cfg.data_dir())
+            texts[set_name] = ps.texts()
+            sources[set_name] = {"source": ps.source, "items": len(ps.items), "probe": name}
+    return texts, sources
+
+
 def run_audits(cfg: Config, rf: RunFolder) -> dict:
     """Run the enabled audits, write ``audits/<name>.json`` and ``audits/summary.json``; return the summary."""
     splits = load_splits(rf)
+    probes, probe_sources = probe_texts(cfg) if "leakage" in cfg.enabled("audit") else ({}, {})
     accepted = {r.audit: r.model_dump() for r in cfg.accepted_risks}
     summary: dict = {"passed": True, "blocking": [], "warnings": [], "accepted": [], "audits": {}}
     for name in cfg.enabled("audit"):
         audit = AUDITS.get(name)(cfg.options("audit", name))
         started = time.time()
-        outcome = audit.run(AuditContext(splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(), seed=cfg.run.seed))
+        outcome = audit.run(AuditContext(splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(), seed=cfg.run.seed,
+                                         probe_texts=probes, config=cfg))
         result = {"name": name, "description": (type(audit).__doc__ or "").strip(), **outcome.result}
+        if name == "leakage" and isinstance(result.get("summary", {}).get("contamination"), dict):
+            for set_name, info in result["summary"]["contamination"].get("sets", {}).items():
+                info.update({k: v for k, v in probe_sources.get(set_name, {}).items() if k != "items"})
         result.setdefault("seconds", round(time.time() - started, 2))
         write_json(rf / f"audits/{name}.json", result)
         status = result.get("status", "pass")

@@ -32,6 +32,8 @@ class AuditContext:
 
     ``splits`` maps split name ("train", "validation", "test") to rows ``{"id": str, "input": str, "target": str}``.
     ``probe_texts`` maps an evaluation probe set name to its texts (for contamination checks); it may be empty.
+    ``config`` gives audits that need the model side (the tokenizer, the prompt template, ``train.max_length``)
+    the run's configuration; an audit must still run, and say what it could not do, without it.
     """
 
     splits: dict[str, list[dict]]
@@ -39,6 +41,7 @@ class AuditContext:
     data_dir: Path | None = None
     probe_texts: dict[str, list[str]] = field(default_factory=dict)
     seed: int = 0
+    config: Any = None  # the run's validated Config, when the audit runs inside a run (None in unit tests)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Text helpers shared by the data audits: normalisation, shingles, masked excerpts, salted hashes.
 
-Pure standard library, so importing an audit module stays instant.
+Standard library and numpy only, so importing an audit module stays instant.
 """
 
 from __future__ import annotations
@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import zlib
 from typing import Iterable
+
+import numpy as np
 
 # DialogSum-style speaker tags (``#Person1#``, ``#Person2#``): markup, never personal data.
 SPEAKER_TAG = r"#[A-Za-z]+\d*#"
@@ -32,6 +35,40 @@ def word_shingles(words: list[str], n: int) -> set[str]:
     if len(words) < n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+_WORD_HASH: dict[str, int] = {}
+_MULT = np.uint64(1099511628211)  # FNV-1a's 64-bit prime, as the multiplier of a polynomial hash
+
+
+def _word_hash(word: str) -> int:
+    if len(_WORD_HASH) > 2_000_000:
+        _WORD_HASH.clear()
+    h = _WORD_HASH[word] = zlib.crc32(word.encode("utf-8")) | (zlib.adler32(word.encode("utf-8")) << 32)
+    return h
+
+
+def word_hashes(words: list[str]) -> np.ndarray:
+    """A stable 64-bit hash per word (CRC-32 and Adler-32 of its UTF-8 bytes), memoised across calls."""
+    cache = _WORD_HASH
+    for w in set(words).difference(cache):
+        _word_hash(w)
+    return np.fromiter(map(cache.__getitem__, words), dtype=np.uint64, count=len(words))
+
+
+def shingle_hashes(words: list[str] | np.ndarray, n: int) -> np.ndarray:
+    """64-bit hashes of the distinct word ``n``-grams (sorted), the numeric twin of :func:`word_shingles`: a text
+    shorter than ``n`` words is one shingle. ``words`` may be the words or their :func:`word_hashes`. Stable across
+    processes and runs, so results do not depend on Python's hash seed."""
+    w = words if isinstance(words, np.ndarray) else word_hashes(words)
+    if not len(w):
+        return np.empty(0, dtype=np.uint64)
+    n = min(n, len(w))
+    m = len(w) - n + 1
+    h = w[:m].copy()
+    for k in range(1, n):
+        h = h * _MULT + w[k:m + k]  # wraps modulo 2**64, as intended
+    return np.unique(h)
 
 
 def jaccard(a: set, b: set) -> float:
