@@ -34,6 +34,8 @@ def test_run_then_each_stage_again(tiny_cfg, tmp_path):
         assert r.exit_code == 0, (stage, r.output)
     again = json.loads((run / "eval/metrics.json").read_text())
     assert again == first, "greedy evaluation of the same adapter is deterministic"
+    cache = json.loads((run / "manifest.json").read_text())["eval"]["cache"]
+    assert cache["misses"] == 0 and cache["hits"] >= 2, "the re-run reads the stored answers"
 
 
 def test_failed_gate_exits_1_and_still_reports(tiny_cfg, tmp_path):

@@ -22,9 +22,14 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
     adapter_dir = rf.require("train/adapter/adapter_config.json", "train").parent
     splits = load_splits(rf)
     if model is None:
-        from audited_ft.generation import ModelUnderTest
+        from audited_ft.generation import CachedModel, ModelUnderTest, adapter_hash
 
-        model = ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size)
+        model = CachedModel(ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size), rf / "eval/cache",
+                            identity={"model": cfg.model.name_or_path, "revision": cfg.model.revision,
+                                      "template": cfg.data.prompt_template, "system": cfg.model.system_prompt,
+                                      "quantization": cfg.quantization.model_dump(),
+                                      "dequantize_base": cfg.eval.dequantize_base},
+                            adapter_hashes={"adapter": adapter_hash(adapter_dir)})
     ctx = ProbeContext(model=model, splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(),
                        max_new_tokens=cfg.eval.max_new_tokens, bootstrap_samples=cfg.eval.bootstrap_samples,
                        confidence=cfg.eval.confidence, seed=cfg.run.seed)
@@ -48,6 +53,7 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
     write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
     write_json(rf / "eval/probes.json", probes_info)
     rf.update_manifest(eval={"precision": getattr(model, "precision", "unknown"),
-                             "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}"})
+                             "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}",
+                             "cache": {"hits": getattr(model, "hits", 0), "misses": getattr(model, "misses", 0)}})
     rf.record_artefacts("eval")
     return metrics

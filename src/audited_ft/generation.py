@@ -160,3 +160,71 @@ def _precision(cfg: Config) -> str:
     if cfg.eval.dequantize_base:
         return f"{how} base dequantised to the compute dtype for generation (same weight values), LoRA unmerged"
     return f"{how} 4-bit base, LoRA unmerged"
+
+
+class CachedModel:
+    """The model under test with every answer cached in the run folder (``eval/cache/``).
+
+    Each call (generate, sample or score; one variant; a list of inputs) is stored as one JSON file whose name is a
+    hash of everything that decides the answer: the method and its arguments, the inputs, the model and its
+    precision, and — for a non-base variant — a hash of the adapter's weights. A probe that is re-run (an evaluation
+    resumed after a crash, a report tweak, a second probe sharing prompts) reads the stored answers instead of
+    generating them again; a retrained adapter or a changed decoding setting never hits an old entry.
+    """
+
+    def __init__(self, model, cache_dir: Path, identity: dict, adapter_hashes: dict[str, str]):
+        self.model = model
+        self.cache_dir = Path(cache_dir)
+        self.identity = identity
+        self.adapter_hashes = adapter_hashes
+        self.hits = self.misses = 0
+
+    def __getattr__(self, name):  # prompt, chat, variants, precision, tokenizer ...
+        return getattr(self.model, name)
+
+    def _cached(self, method: str, variant: str, args: dict, inputs: list, compute):
+        import hashlib
+        import json
+
+        from audited_ft.runfolder import read_json, write_json
+
+        key_obj = {"method": method, "variant": variant, "args": args, "inputs": inputs, "model": self.identity,
+                   "adapter": self.adapter_hashes.get(variant) if variant != "base" else None}
+        key = hashlib.sha256(json.dumps(key_obj, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+        path = self.cache_dir / f"{method}-{variant}-{key[:20]}.json"
+        if path.is_file():
+            stored = read_json(path)
+            if stored.get("key") == key and len(stored.get("outputs", [])) == len(inputs):
+                self.hits += 1
+                return [tuple(o) if method == "score" else o for o in stored["outputs"]]
+        self.misses += 1
+        outputs = compute()
+        write_json(path, {"key": key, "method": method, "variant": variant, "args": args, "n": len(inputs),
+                          "outputs": outputs})
+        return outputs
+
+    def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        return self._cached("generate", variant, {"max_new_tokens": max_new_tokens}, prompts,
+                            lambda: self.model.generate(prompts, variant, max_new_tokens))
+
+    def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
+               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
+        args = {"max_new_tokens": max_new_tokens, "num_samples": num_samples, "temperature": temperature,
+                "top_p": top_p, "seed": seed}
+        return self._cached("sample", variant, args, prompts, lambda: self.model.sample(prompts, variant, **args))
+
+    def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
+        return self._cached("score", variant, {}, [list(p) for p in zip(contexts, continuations)],
+                            lambda: self.model.score(contexts, continuations, variant))
+
+
+def adapter_hash(adapter_dir: Path) -> str:
+    """sha256 of an adapter folder's weight and config files (what decides its answers)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(Path(adapter_dir).iterdir()):
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
