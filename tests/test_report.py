@@ -57,6 +57,14 @@ def _write_data_and_audits(run: Path, tests: list[dict]) -> None:
         "name": "leakage", "status": "fail", "blocking": True, "description": "Near-duplicates across splits.",
         "summary": {"exact": 1, "near": 0},
         "findings": [{"kind": "exact", "splits": ["train", "test"], "row_id": "r2"}]})
+    _write(run, "audits/profile.json", {
+        "name": "profile", "status": "pass", "blocking": False, "description": "Dataset profile.",
+        "summary": {"unit": "tokens", "tokenizer": "tiny (<b>tok</b>)", "max_length": 384, "warnings": [],
+                    "splits": {s: {"rows": 8, "input": {"mean": 91.5, "p50": 90, "p90": 120, "p99": 130, "max": 131},
+                                   "target": {"mean": 20.0, "p50": 20, "p90": 25, "p99": 30, "max": 31},
+                                   "sequence": {"mean": 140.0, "p50": 139, "p90": 170, "p99": 400, "max": 401},
+                                   "over_max_length": {"count": 1, "percent": 12.5}} for s in splits}},
+        "findings": []})
     _write(run, "audits/summary.json", {"passed": True, "blocking": [], "warnings": ["pii"], "accepted": []})
 
 
@@ -155,6 +163,15 @@ def test_renders_every_section_in_order(run_dir: Path) -> None:
     assert SECTIONS[:2] == ("Summary", "Dataset") and SECTIONS[-1] == "References"
     assert "<svg" in html and "<?xml" not in html and "&lt;svg" not in html  # charts inline, not escaped twice
     assert html.count("<svg") == 3  # lengths, loss curve, ROUGE bars
+
+
+def test_token_length_profile_table(run_dir: Path) -> None:
+    html = render_report(run_dir).read_text()
+    table = html[html.index('<table class="profile">'):]
+    table = table[:table.index("</table>")]
+    assert "train.max_length = 384" in table and "tiny (&lt;b&gt;tok&lt;/b&gt;)" in table
+    assert table.count("<tr>") == 1 + 2 * 3  # header + (input, target, sequence) per split
+    assert '<td class="num">401</td>' in table and '<td class="num">1</td>' in table
 
 
 def test_no_external_resources(run_dir: Path) -> None:

@@ -262,12 +262,30 @@ def _dataset(run: _Run, audits: dict[str, dict], accepted: set[str], gaps: list)
                 gaps.append(("Dataset", f"{name}: {key.rsplit('.', 2)[0]}", value))
     cleaning = (stats or {}).get("cleaning") or {}
     reasons = sorted({r for c in cleaning.values() for r in (c.get("dropped") or {})})
-    return {"stats": stats, "cleaning": cleaning, "reasons": reasons,
+    return {"stats": stats, "cleaning": cleaning, "reasons": reasons, "profile": _profile_view(audits.get("profile")),
             "why": run.why_absent("data/stats.json", "data"),
             "chart": charts.length_histograms((stats or {}).get("lengths") or {}),
             "pii": _audit_view(audits.get("pii"), "pii" in accepted, "entity", "split"),
             "leakage": _audit_view(audits.get("leakage"), "leakage" in accepted, "kind", "splits"),
-            "sources": run.sources("data/stats.json", "audits/pii.json", "audits/leakage.json")}
+            "sources": run.sources("data/stats.json", "audits/pii.json", "audits/leakage.json", "audits/profile.json")}
+
+
+def _profile_view(profile: dict | None) -> dict | None:
+    """Token lengths per split from the profile audit: one row per split and part (input, target, sequence)."""
+    if not profile or not isinstance(profile.get("summary"), dict):
+        return None
+    summary = profile["summary"]
+    rows = []
+    for split, v in (summary.get("splits") or {}).items():
+        if not isinstance(v, dict):
+            continue
+        for part in ("input", "target", "sequence"):
+            d = v.get(part) or {}
+            rows.append({"split": split, "part": part, "rows": v.get("rows"),
+                         **{k: d.get(k) for k in ("mean", "p50", "p90", "p99", "max")},
+                         "over": (v.get("over_max_length") or {}).get("count") if part == "sequence" else None})
+    return {"unit": summary.get("unit"), "tokenizer": summary.get("tokenizer"), "max_length": summary.get("max_length"),
+            "rows": rows, "status": profile.get("status"), "warnings": summary.get("warnings") or []}
 
 
 def _discrimination(run: _Run, metrics: dict | None, gaps: list) -> dict:
