@@ -46,6 +46,13 @@ class Generator(Protocol):
         """(sum of token log-probabilities, token count) of each continuation given its context ("" allowed)."""
 
 
+def group_key(name: str) -> str:
+    """A group or category name as a metric key part: lower case, [a-z0-9_-] only."""
+    import re
+
+    return re.sub(r"[^a-z0-9_-]+", "_", str(name).strip().lower()).strip("_") or "unnamed"
+
+
 def variant_prefix(prefix: str, variant: str) -> str:
     """Metric prefix for a non-base variant: ``prefix`` for the (single) adapter, ``prefix.<variant>`` otherwise."""
     return prefix if variant == "adapter" else f"{prefix}.{variant}"
