@@ -57,9 +57,9 @@ def word_hashes(words: list[str]) -> np.ndarray:
 
 
 def shingle_hashes(words: list[str] | np.ndarray, n: int) -> np.ndarray:
-    """64-bit hashes of the distinct word ``n``-grams (sorted), the numeric twin of :func:`word_shingles`: a text
-    shorter than ``n`` words is one shingle. ``words`` may be the words or their :func:`word_hashes`. Stable across
-    processes and runs, so results do not depend on Python's hash seed."""
+    """64-bit hashes of the word ``n``-grams in text order (a repeated n-gram repeats), the numeric twin of
+    :func:`word_shingles`: a text shorter than ``n`` words is one shingle. ``words`` may be the words or their
+    :func:`word_hashes`. Stable across processes and runs, so results do not depend on Python's hash seed."""
     w = words if isinstance(words, np.ndarray) else word_hashes(words)
     if not len(w):
         return np.empty(0, dtype=np.uint64)
@@ -68,7 +68,7 @@ def shingle_hashes(words: list[str] | np.ndarray, n: int) -> np.ndarray:
     h = w[:m].copy()
     for k in range(1, n):
         h = h * _MULT + w[k:m + k]  # wraps modulo 2**64, as intended
-    return np.unique(h)
+    return h
 
 
 def jaccard(a: set, b: set) -> float:

@@ -180,6 +180,9 @@ def _texts(splits: dict[str, list[dict]]) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+_EMPTY = np.empty(0, dtype=np.uint64)
+
+
 class _Hashed:
     """Word-hash arrays of the normalised texts, computed once per split and field and shared by every check."""
 
@@ -199,11 +202,14 @@ class _Hashed:
                 self._cache[key] = [word_hashes(t.split()) for t in self.texts[split][field]]
         return self._cache[key]
 
-    def grams(self, split: str, field: str, n: int) -> list[list[int]]:
-        """The distinct n-gram hashes of every text (an empty list for texts shorter than n words)."""
+    def grams(self, split: str, field: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct n-gram hashes of every text of a split and field, flattened: (hashes, owning row index).
+        Texts shorter than n words have none."""
         key = (split, field, n)
         if key not in self._cache:
-            self._cache[key] = [shingle_hashes(w, n).tolist() if len(w) >= n else [] for w in self(split, field)]
+            per_text = [shingle_hashes(w, n) if len(w) >= n else _EMPTY for w in self(split, field)]
+            owners = np.repeat(np.arange(len(per_text)), [len(g) for g in per_text])
+            self._cache[key] = (np.concatenate(per_text) if per_text else _EMPTY, owners)
         return self._cache[key]
 
 
@@ -298,7 +304,7 @@ def _minhashes(MinHash, arrays: list[np.ndarray], opts: LeakageOptions) -> list:
             values.append(None)
             continue
         h = shingle_hashes(words, opts.shingle_size)
-        values.append(np.unique((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).tolist())
+        values.append(((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).tolist())  # repeats: same minimum
     done = iter(MinHash.bulk([v for v in values if v is not None], num_perm=opts.num_perm, seed=opts.seed,
                              hashfunc=_as_is))
     return [next(done) if v is not None else None for v in values]
@@ -328,20 +334,24 @@ class _NgramIndex:
         elif len(words) >= self.min_words:
             self.grams[len(words)][shingle_hashes(words, len(words)).tolist()[0]].append(key)
 
-    def matches(self, normalised: str, words: np.ndarray, grams=None) -> dict:
-        """{key: "exact" | "ngram"} for every indexed text this one (with word hashes ``words``) contains or equals.
-
-        ``grams(n)``, when given, returns the text's n-gram hashes (cached by the caller)."""
-        found = {k: "exact" for k in self.exact.get(normalised, ())}
+    def matches_all(self, hashed: "_Hashed", split: str, field: str, texts: list[str]) -> list[tuple[int, object, str]]:
+        """(row index, key, "exact" | "ngram") for every indexed text each row of ``split``/``field`` equals or
+        contains. The n-gram test is one vectorised membership test over all rows (``np.isin``); only the hits go
+        through Python."""
+        hits: dict[tuple[int, object], str] = {}
+        for i, t in enumerate(texts):
+            for k in self.exact.get(t, ()):
+                hits[(i, k)] = "exact"
         for length, index in self.grams.items():
-            if len(words) < length:
+            grams, owners = hashed.grams(split, field, length)
+            if not len(grams):
                 continue
-            for g in (grams(length) if grams else shingle_hashes(words, length).tolist()):
-                hits = index.get(g)
-                if hits:
-                    for k in hits:
-                        found.setdefault(k, "ngram")
-        return found
+            keys = np.fromiter(index.keys(), dtype=np.uint64, count=len(index))
+            mask = np.isin(grams, keys)
+            for g, i in zip(grams[mask].tolist(), owners[mask].tolist()):
+                for k in index[g]:
+                    hits.setdefault((i, k), "ngram")
+        return sorted(((i, k, how) for (i, k), how in hits.items()), key=lambda x: (x[0], str(x[1])))
 
 
 def _contamination(splits, texts, hashed: _Hashed, probes: dict[str, list[str]], opts: LeakageOptions,
@@ -358,12 +368,10 @@ def _contamination(splits, texts, hashed: _Hashed, probes: dict[str, list[str]],
     splits_checked = [s for s in opts.contamination_splits if s in splits]
     for split in splits_checked:
         for field in ("input", "target"):
-            for i, (t, w) in enumerate(zip(texts[split][field], hashed(split, field))):
-                grams = (lambda n, i=i, split=split, field=field: hashed.grams(split, field, n)[i])
-                for (name, k), how in sorted(index.matches(t, w, grams).items()):
-                    hit[name].setdefault(k, how)
-                    found.add("contamination", field, split, _ref(splits, split, i), f"probe:{name}",
-                              (None, str(k)), None, match=how)
+            for i, (name, k), how in index.matches_all(hashed, split, field, texts[split][field]):
+                hit[name].setdefault(k, how)
+                found.add("contamination", field, split, _ref(splits, split, i), f"probe:{name}",
+                          (None, str(k)), None, match=how)
     return {"splits_checked": splits_checked, "ngram": opts.contamination_ngram,
             "sets": {name: {"probes": len(items), "contaminated": len(hit[name]),
                             "percent": round(100 * len(hit[name]) / len(items), 2) if items else 0.0,
@@ -390,17 +398,16 @@ def _ngram_overlap(splits, texts, hashed: _Hashed, opts: LeakageOptions, found: 
             for j, (t, w) in enumerate(zip(texts[other][field], hashed(other, field))):
                 index.add(j, t, w)
             pairs = 0
-            train_grams = hashed.grams("train", field, n)
-            for i, (t, w) in enumerate(zip(texts["train"][field], hashed("train", field))):
-                for j, how in sorted(index.matches(t, w, lambda _n, i=i: train_grams[i]).items()):
-                    ra, rb = _ref(splits, "train", i), _ref(splits, other, j)
-                    if ("train", ra[1], other, rb[1]) in already:
-                        continue
-                    pairs += 1
-                    found.add("ngram_overlap_cross_split", field, "train", ra, other, rb, None, match=how)
+            for i, j, how in index.matches_all(hashed, "train", field, texts["train"][field]):
+                ra, rb = _ref(splits, "train", i), _ref(splits, other, j)
+                if ("train", ra[1], other, rb[1]) in already:
+                    continue
+                pairs += 1
+                found.add("ngram_overlap_cross_split", field, "train", ra, other, rb, None, match=how)
             counts[field] = pairs
         out[_pair_name("train", other)] = counts
     return out
+
 
 def _drop(splits: dict[str, list[dict]], found: _Findings, kinds: list[str]) -> tuple[dict, dict | None]:
     """Remove the train rows involved in findings of ``kinds``; evaluation splits are never changed.
