@@ -65,6 +65,45 @@ class SplitFields(_Strict):
     id_field: Optional[str] = None
 
 
+class CanaryConfig(_Strict):
+    """Synthetic secrets planted in the train split to measure memorisation (the secret sharer test, Carlini et al.
+    2019). Each canary is a row ``{input, template with a random secret}`` inserted ``repeats`` times into train only,
+    after cleaning and splitting; the secrets are recorded in ``data/canaries.json`` and the ``canary`` probe reports
+    their exposure. They are random strings, not personal data."""
+
+    count: int = Field(0, ge=0, le=100, description="Canaries to plant (0: off).")
+    repeats: int = Field(1, ge=1, le=1000, description="Copies of each canary row inserted into the train split.")
+    template: str = Field("My secret code is {secret}.", description=(
+        "Target text of a canary row; '{secret}' is replaced by the random secret. The loss is on targets only, so the "
+        "secret must be in the target to be learned."))
+    input: str = Field("What is my secret code?", description=(
+        "Input of every canary row (wrapped in data.prompt_template like any row)."))
+    alphabet: str = Field("0123456789", description="Characters a secret is drawn from (distinct characters).")
+    length: int = Field(6, ge=2, le=32, description="Characters per secret: the candidate space is len(alphabet)**length.")
+    seed: Optional[int] = Field(None, description="Seed for drawing the secrets (None: run.seed).")
+
+    @field_validator("template")
+    @classmethod
+    def _one_secret(cls, v: str) -> str:
+        if v.count("{secret}") != 1:
+            raise ValueError("must contain '{secret}' exactly once")
+        return v
+
+    @field_validator("alphabet")
+    @classmethod
+    def _distinct(cls, v: str) -> str:
+        if len(set(v)) < 2 or len(set(v)) != len(v):
+            raise ValueError("needs at least 2 characters, each once")
+        return v
+
+    @field_validator("input")
+    @classmethod
+    def _has_text(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
 class DataConfig(_Strict):
     source: Optional[str] = Field(None, description="One file/hub id to split deterministically into train/validation/test.")
     train: Optional[str] = Field(None, description="Train split: JSONL/CSV/Parquet path or hub id ('org/name:split').")
@@ -85,6 +124,8 @@ class DataConfig(_Strict):
     max_input_chars: int = Field(4000, ge=1, description="Drop rows whose input is longer.")
     max_target_chars: int = Field(1000, ge=1, description="Drop rows whose target is longer.")
     licence: Optional[str] = Field(None, description="Licence of the data set, shown in the report.")
+    canaries: CanaryConfig = Field(default_factory=CanaryConfig, description=(
+        "Random secrets planted in train only (count 0: off); exposure is measured by the 'canary' probe."))
 
     @field_validator("prompt_template")
     @classmethod
@@ -103,6 +144,18 @@ class DataConfig(_Strict):
         return self
 
 
+class EarlyStoppingConfig(_Strict):
+    """Stop when the validation loss stops improving and keep the best adapter (not the last)."""
+
+    enabled: bool = Field(False, description="Off by default: training runs the configured epochs/steps.")
+    patience: int = Field(3, ge=1, description=(
+        "Stop after this many validation evaluations in a row without improvement (evaluations every "
+        "train.eval_every_steps steps)."))
+    min_delta: float = Field(0.0, ge=0, description=(
+        "An evaluation counts as an improvement only when the validation loss falls below the best so far by more "
+        "than this."))
+
+
 class TrainConfig(_Strict):
     epochs: float = Field(1.0, gt=0, description="Passes over the train split (ignored when max_steps > 0).")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs).")
@@ -118,6 +171,9 @@ class TrainConfig(_Strict):
         "auto", description="auto: on for CUDA, off on CPU (on CPU it costs time and small models fit anyway).")
     optimizer: str = Field("auto", description="auto: paged_adamw_8bit on CUDA, adamw_torch on CPU; or a transformers optim name.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train and evaluate.")
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, description=(
+        "Stop on a validation-loss plateau and restore the best checkpoint (needs a validation split). Checkpoints "
+        "are saved at every evaluation while training and removed afterwards."))
 
 
 class LoraConfig(_Strict):
@@ -145,6 +201,9 @@ class EvalConfig(_Strict):
         "Generate with the 4-bit base dequantised to the compute dtype: the same NF4 weight values as float matrices, "
         "so the model is unchanged while decoding skips a dequantisation per layer per token (several times faster "
         "on CPU). The report states the precision used."))
+    limit: Optional[int] = Field(None, ge=1, description=(
+        "Cap on the items every probe evaluates (its 'limit', 'max_items' or 'n' option, whichever is lower): keeps CPU "
+        "and CI runs small. None: each probe's own setting."))
 
 
 class Gate(_Strict):

@@ -43,12 +43,12 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
             probes_info[name] = {"description": doc, "status": "skipped", "reason": "not enabled in config"}
             continue
         started = time.time()
-        outcome = cls(cfg.options("probe", name)).run(ctx)
+        outcome = cls(_limited(cfg.options("probe", name), cfg.eval.limit)).run(ctx)
         metrics.update(outcome.metrics)
         for stem, rows in outcome.generations.items():
             write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
         probes_info[name] = {"description": doc, "status": "done", "seconds": round(time.time() - started, 2),
-                             **outcome.info}
+                             "info": outcome.info}
         log.info("probe %s done in %.1fs", name, time.time() - started)
     write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
     write_json(rf / "eval/probes.json", probes_info)
@@ -57,3 +57,15 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
                              "cache": {"hits": getattr(model, "hits", 0), "misses": getattr(model, "misses", 0)}})
     rf.record_artefacts("eval")
     return metrics
+
+
+def _limited(options, limit: int | None):
+    """The probe's options with its item cap lowered to ``eval.limit`` (fields ``limit``, ``max_items`` or ``n``)."""
+    if limit is None:
+        return options
+    changes = {}
+    for field in ("limit", "max_items", "n"):
+        if field in type(options).model_fields:
+            current = getattr(options, field)
+            changes[field] = limit if current is None else min(current, limit)
+    return options.model_copy(update=changes) if changes else options

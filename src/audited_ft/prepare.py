@@ -1,10 +1,16 @@
-"""Data stage (``prepare_data``): sources → cleaned, split rows in ``data/`` and fingerprints in the manifest."""
+"""Data stage (``prepare_data``): sources → cleaned, split rows in ``data/`` and fingerprints in the manifest.
+
+Optionally plants canaries (random secrets, ``data.canaries``) in the train split after cleaning and splitting, so no
+cleaning rule or cap can drop them and no held-out split holds them; they are recorded in ``data/canaries.json``.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 
-from audited_ft.config import Config
+from audited_ft.config import CanaryConfig, Config
 from audited_ft.data import SPLITS, cap_rows, clean_rows, fingerprint, load_records, split_rows, to_rows
 from audited_ft.errors import DataError
 from audited_ft.runfolder import RunFolder, read_jsonl, write_json, write_jsonl
@@ -45,6 +51,13 @@ def prepare_data(cfg: Config, rf: RunFolder) -> dict[str, int]:
         limit = getattr(d.max_rows, split)
         splits[split] = cap_rows(rows, limit, cfg.run.seed)
     _check_nonempty(splits)
+    if d.canaries.count:
+        seed = cfg.run.seed if d.canaries.seed is None else d.canaries.seed
+        splits["train"], canaries = plant_canaries(splits["train"], d.canaries, seed)
+        write_json(rf / "data/canaries.json", canaries)
+        stats["canaries"] = {"count": canaries["count"], "repeats": canaries["repeats"],
+                             "rows_added": canaries["rows_added"], "split": "train", "file": "data/canaries.json"}
+        rf.update_manifest(canaries={**stats["canaries"], "space_bits": canaries["space_bits"]})
     for split, rows in splits.items():
         write_jsonl(rf / f"data/{split}.jsonl", rows)
         stats["lengths"][split] = {"input_chars": [len(r["input"]) for r in rows],
@@ -54,6 +67,34 @@ def prepare_data(cfg: Config, rf: RunFolder) -> dict[str, int]:
                                  for s, r in splits.items()})
     rf.record_artefacts("data")
     return {s: len(r) for s, r in splits.items()}
+
+
+def plant_canaries(train: list[dict], c: CanaryConfig, seed: int) -> tuple[list[dict], dict]:
+    """Insert ``c.repeats`` copies of each of ``c.count`` canary rows at seeded random places of ``train``.
+
+    Returns the new train rows and the record written to ``data/canaries.json``: the format, and per canary its
+    secret and the ids of its rows (``canary-<i>-<copy>``). Secrets are drawn uniformly from the format's space.
+    """
+    clash = [r["id"] for r in train if str(r["id"]).startswith("canary-")]
+    if clash:
+        raise DataError(f"data.canaries: train row id {clash[0]!r} uses the prefix 'canary-' reserved for planted rows")
+    rng = random.Random(f"canaries:{seed}")
+    secrets: dict[str, None] = {}
+    while len(secrets) < min(c.count, len(c.alphabet) ** c.length):
+        secrets["".join(rng.choice(c.alphabet) for _ in range(c.length))] = None
+    record, planted = [], []
+    for i, secret in enumerate(secrets):
+        target = c.template.replace("{secret}", secret)
+        ids = [f"canary-{i}-{k}" for k in range(c.repeats)]
+        planted += [{"id": rid, "input": c.input, "target": target} for rid in ids]
+        record.append({"id": f"canary-{i}", "secret": secret, "input": c.input, "template": c.template, "rows": ids})
+    # Interleave: each canary row goes to a seeded random position, the data rows keep their order.
+    slots = set(rng.sample(range(len(train) + len(planted)), len(planted)))
+    data, extra = iter(train), iter(planted)
+    rows = [next(extra) if k in slots else next(data) for k in range(len(train) + len(planted))]
+    return rows, {"count": len(record), "repeats": c.repeats, "rows_added": len(planted), "seed": seed,
+                  "input": c.input, "template": c.template, "alphabet": c.alphabet, "length": c.length,
+                  "space_bits": round(c.length * math.log2(len(c.alphabet)), 3), "canaries": record}
 
 
 def _check_nonempty(splits: dict[str, list[dict]]) -> None:

@@ -1,7 +1,8 @@
 """Training stage (``train_adapter``): QLoRA on the audited train split, one linear recipe.
 
 setup (4-bit base, LoRA, data as prompt/completion) → train (TRL SFTTrainer: loss on target tokens only, validation loss
-every N steps, every logged step appended to ``train/log.jsonl``) → save the PEFT adapter and ``train/summary.json``.
+every N steps, every logged step appended to ``train/log.jsonl``; optionally early stopping on the validation loss, which
+restores the best checkpoint) → save the PEFT adapter and ``train/summary.json``.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import resource
+import shutil
 import time
 
 from audited_ft.config import Config
-from audited_ft.errors import RunFolderError
+from audited_ft.errors import ConfigError, RunFolderError
 from audited_ft.runfolder import RunFolder, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,14 @@ def _sft_config(cfg: Config, rf: RunFolder, device: str, dtype):
     t = cfg.train
     gc = t.gradient_checkpointing == "on" or (t.gradient_checkpointing == "auto" and device == "cuda")
     optim = t.optimizer if t.optimizer != "auto" else ("paged_adamw_8bit" if device == "cuda" else "adamw_torch")
+    saving: dict = {"save_strategy": "no"}
+    if t.early_stopping.enabled:
+        # Restoring the best adapter needs a checkpoint at every evaluation: same strategy and interval as the
+        # evaluation (transformers checks this). Adapter weights only (no optimizer state), the best one and the
+        # latest kept; the folder is removed once the adapter is saved.
+        saving = {"save_strategy": "steps", "save_steps": t.eval_every_steps, "save_only_model": True,
+                  "save_total_limit": 1, "load_best_model_at_end": True, "metric_for_best_model": "eval_loss",
+                  "greater_is_better": False}
     return SFTConfig(
         output_dir=str(rf / "train/checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
@@ -56,7 +66,7 @@ def _sft_config(cfg: Config, rf: RunFolder, device: str, dtype):
         warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, max_length=t.max_length, optim=optim,
         **{_checkpointing_key(SFTConfig): gc}, bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
         use_cpu=device == "cpu", eval_strategy="steps", eval_steps=t.eval_every_steps, logging_steps=1,
-        save_strategy="no", report_to=[], seed=cfg.run.seed, data_seed=cfg.run.seed, completion_only_loss=True,
+        **saving, report_to=[], seed=cfg.run.seed, data_seed=cfg.run.seed, completion_only_loss=True,
         dataset_num_proc=None, disable_tqdm=False, logging_first_step=True)
 
 
@@ -83,6 +93,10 @@ def train_adapter(cfg: Config, rf: RunFolder) -> dict:
     _check_audits_passed(rf)
     transformers.set_seed(cfg.run.seed)
     splits = load_splits(rf)
+    es = cfg.train.early_stopping
+    if es.enabled and not splits.get("validation"):
+        raise ConfigError("train.early_stopping.enabled = true needs a validation split to watch, but this run has "
+                          "none (set data.split.validation > 0 with data.source, or data.validation)")
     device = pick_device(cfg.train.device)
     dtype = compute_dtype(cfg.quantization.compute_dtype, device)
     resolved = resolve_model(cfg.model.name_or_path, cfg.model.licence)
@@ -101,22 +115,52 @@ def train_adapter(cfg: Config, rf: RunFolder) -> dict:
     log_path = rf / "train/log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
+    log_cb = _log_callback(log_path)
+    callbacks = [log_cb]
+    if es.enabled:
+        callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=es.patience,
+                                                            early_stopping_threshold=es.min_delta))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=lora, callbacks=[_log_callback(log_path)])
+                         processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.time()
     out = trainer.train()
     seconds = time.time() - started
-    final_eval = _final_eval_loss(trainer) if eval_ds is not None else None
+    stopping = _stopping(trainer, es.enabled)
+    n_logged = len(trainer.state.log_history)
+    final_eval = _final_eval_loss(trainer, log_cb, stopping["restored_best_step"]) if eval_ds is not None else None
+    history = trainer.state.log_history
+    if stopping["restored_best_step"] not in (None, trainer.state.global_step):
+        history = history[:n_logged]  # the restored weights' re-evaluation is not a point of the training curve
     trainer.model.save_pretrained(str(rf / "train/adapter"))
-    summary = _summary(trainer, out, seconds, final_eval, device, dtype, cfg)
+    if es.enabled:
+        shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
+    summary = _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg)
+    summary.update(stopping)
     write_json(rf / "train/summary.json", summary)
     rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json")
     return summary
 
 
-def _final_eval_loss(trainer) -> float:
+def _stopping(trainer, enabled: bool) -> dict:
+    """What early stopping did: whether training ended before its planned steps, and which step's adapter is kept."""
+    state = trainer.state
+    restored = enabled and state.best_model_checkpoint is not None
+    return {"early_stopping": enabled, "stopped_early": bool(enabled and state.global_step < state.max_steps),
+            "planned_steps": state.max_steps,
+            "restored_best_step": state.best_global_step if restored else None}
+
+
+def _final_eval_loss(trainer, log_cb, restored_step: int | None) -> float:
+    if restored_step is not None and restored_step != trainer.state.global_step:
+        # The best checkpoint was restored: evaluate the weights that are saved. Not written to train/log.jsonl (it
+        # is not a point of the training curve); the summary's final_eval_loss then equals the best step's loss.
+        trainer.remove_callback(log_cb)
+        try:
+            return trainer.evaluate()["eval_loss"]
+        finally:
+            trainer.add_callback(log_cb)
     # Reuse the periodic evaluation when it ran at the last step; otherwise evaluate once more (logged by the callback).
     last = [h for h in trainer.state.log_history if "eval_loss" in h]
     if last and last[-1]["step"] == trainer.state.global_step:
@@ -136,10 +180,9 @@ def _check_audits_passed(rf: RunFolder) -> None:
                          f"(see {rf / 'audits'}); fix the data or record an accepted risk in the config")
 
 
-def _summary(trainer, out, seconds, final_eval, device, dtype, cfg) -> dict:
+def _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg) -> dict:
     import torch
 
-    history = trainer.state.log_history
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     losses = [h["loss"] for h in history if "loss" in h]
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)

@@ -38,3 +38,13 @@ def test_rouge_sees_the_improvement(splits):
     assert m["rouge.rougeL.base"] == pytest.approx(0.0)
     assert m["rouge.rougeL.delta.ci_low"] > 0.9
     assert {g["id"] for g in out.generations["adapter"]} == {r["id"] for r in splits["test"]}
+
+
+def test_eval_limit_caps_every_probe_with_an_item_option():
+    from audited_ft.evaluate import _limited
+
+    rouge = PROBES.get("rouge").Options(max_items=50)
+    assert _limited(rouge, 10).max_items == 10 and _limited(rouge, 100).max_items == 50
+    assert _limited(PROBES.get("rouge").Options(), 7).max_items == 7
+    crows = PROBES.get("crows_pairs").Options()
+    assert _limited(crows, 12).limit == 12 and _limited(crows, None) is crows

@@ -85,7 +85,7 @@ class ProfileAudit(Audit):
                   "description": (type(self).__doc__ or "").strip(), "summary": summary, "findings": findings,
                   "findings_truncated": any(len(ids) > 50 for ids in over.values()),
                   "seconds": round(time.time() - started, 2)}
-        log.info("profile: %s (%s)", status, ", ".join(f"{s}: {v['rows']} rows, median {v['sequence']['p50']} "
+        log.info("profile: %s (%s)", status, ", ".join(f"{s}: {v['rows']} rows, median {v['sequence'].get('p50', '-')} "
                                                        f"{unit}" for s, v in splits.items()))
         return AuditOutcome(result=result)
 

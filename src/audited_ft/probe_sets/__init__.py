@@ -75,6 +75,7 @@ class ProbeSet:
 
 
 SETS: dict[str, SetSpec] = {}
+_DISCOVERED = False
 
 
 def register(spec: SetSpec) -> SetSpec:
@@ -85,14 +86,18 @@ def register(spec: SetSpec) -> SetSpec:
 
 
 def _discover() -> None:
+    """Import every set module once (a probe may have imported its own set's module before: that is not enough)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    _DISCOVERED = True
 
 
 def spec(name: str) -> SetSpec:
-    if not SETS:
-        _discover()
+    _discover()
     if name not in SETS:
         import difflib
 
