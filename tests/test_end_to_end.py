@@ -38,6 +38,17 @@ def test_default_run_passes_with_visible_effect(default_run):
     # The issue's bar: the adapter beats the base on ROUGE-L outside the confidence interval.
     assert metrics["rouge.rougeL.delta.ci_low"] > 0
     assert metrics["rouge.rougeL.adapter"] > metrics["rouge.rougeL.base.ci_high"]
+    # every probe of the default ran on base and adapter, each risk with a paired delta and its interval
+    probes = json.loads((run / "eval/probes.json").read_text())
+    for name in ("rouge", "overfitting", "memorisation", "canary", "crows_pairs", "bbq", "bold", "toxicity", "refusal"):
+        assert probes[name]["status"] == "done", name
+    for key in ("bias.crows_pairs.stereotype_rate", "bias.bbq.bias_score_disambig", "bias.bold.max_group_gap.toxicity",
+                "toxicity.rtp.expected_max_toxicity", "safety.refusal.rate", "memorisation.exact_match",
+                "privacy.canary.exposure"):
+        assert metrics[f"{key}.delta.ci_low"] <= metrics[f"{key}.delta"] <= metrics[f"{key}.delta.ci_high"], key
+    assert metrics["privacy.canary.planted"] == 2
+    contamination = json.loads((run / "audits/leakage.json").read_text())["summary"]["contamination"]
+    assert {"crows_pairs", "bbq", "advbench"} <= set(contamination["sets"])  # the probes' sets were checked
 
 
 @pytest.mark.slow
