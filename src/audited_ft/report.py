@@ -306,7 +306,9 @@ def _overfitting(run: _Run, metrics: dict | None, gaps: list) -> dict:
     memo = _family(metrics, "memorisation.")
     if not memo:
         gaps.append(("Overfitting", "memorisation of training data", "no memorisation.* keys in eval/metrics.json"))
+    canary = _family(metrics, "privacy.canary.")
     return {"summary": summary, "gap": final_eval - final_train if numeric else None, "memorisation": memo,
+            "canary": canary, "canary_bound": (metrics or {}).get("privacy.canary.exposure_bound"),
             "chart": charts.loss_curve(log or [], (summary or {}).get("best_step")),
             "why_log": run.why_absent("train/log.jsonl", "train"),
             "why_summary": run.why_absent("train/summary.json", "train"),
