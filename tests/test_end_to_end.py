@@ -86,6 +86,7 @@ def test_report_and_gate_rerun_on_the_folder(default_run):
     _, run = default_run
     html = (run / "report.html").read_text()
     assert "Misalignment" in html and "rougeL" in html
+    assert "Canary exposure (privacy.canary.*)" in html and "bias.crows_pairs" in html
     before = (run / "report.html").stat().st_mtime_ns
     r = runner.invoke(app, ["report", str(run)])
     assert r.exit_code == 0, r.output
