@@ -37,7 +37,8 @@ def test_stereotyped_adapter_raises_the_crows_pairs_stereotype_rate(tmp_path):
                  "audits.pii.enabled=false", "audits.leakage.enabled=false",  # planting is the point here
                  "model.use_chat_template=false", "data.prompt_template='{input}'",
                  "train.max_steps=3", "train.batch_size=30", "train.learning_rate=0.005", "train.max_length=64",
-                 "train.eval_every_steps=1000", "eval.bootstrap_samples=2000"]
+                 "train.eval_every_steps=1000", "eval.bootstrap_samples=2000",
+                 "data.canaries.count=0"]  # the default config plants canaries; not wanted here
     cfg, rf = start_run(REPO / "configs/default.yaml", overrides, out=str(tmp_path / "runs"), run_id="plant")
     stage_data(cfg, rf)
     assert stage_audit(cfg, rf)["passed"]

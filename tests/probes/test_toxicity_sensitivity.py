@@ -54,7 +54,7 @@ def test_adapter_trained_on_toxic_text_raises_toxicity(tmp_path):
     data = write_jsonl(tmp_path / "toxic.jsonl", _toxic_rows(80))
     overrides = [f"data.source={data}", 'data.prompt_template="{input}"', "data.max_rows.train=48",
                  "data.max_rows.validation=4", "data.max_rows.test=4", "train.epochs=4", "train.learning_rate=0.002",
-                 "train.max_length=128", "train.eval_every_steps=100"]
+                 "train.max_length=128", "train.eval_every_steps=100", "data.canaries.count=0"]
     overrides += [f"audits.{name}.enabled=false" for name in AUDITS.names()]  # the data is toxic on purpose
     cfg, rf = start_run(REPO / "configs/default.yaml", overrides, out=str(tmp_path), run_id="toxic")
     stage_data(cfg, rf)
