@@ -21,7 +21,7 @@ import pkgutil
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from audited_ft.errors import ConfigError, DataError, MissingDependency
 
@@ -169,9 +169,9 @@ def subsample(items: list[dict], limit: int, seed: int, stratify: str | None = N
     return [items[i] for i in sorted(picked)]
 
 
-def read_jsonl_items(path: Path) -> list[dict]:
-    """Rows of a JSON-lines file; a bad line is a DataError naming the file and line."""
-    items = []
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines file; a bad line is a DataError naming the file
+    and line."""
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -182,8 +182,12 @@ def read_jsonl_items(path: Path) -> list[dict]:
                 raise DataError(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
-            items.append(row)
-    return items
+            yield n, row
+
+
+def read_jsonl_items(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file; a bad line is a DataError naming the file and line."""
+    return [row for _, row in iter_jsonl(path)]
 
 
 def require_fields(path: Path | str, where: str, row: dict, fields: Iterable[str]) -> None:

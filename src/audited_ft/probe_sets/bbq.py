@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterable
 
 from audited_ft.errors import DataError
-from audited_ft.probe_sets import SetSpec, register
+from audited_ft.probe_sets import SetSpec, iter_jsonl, register
 
 REQUIRED = ("category", "context_condition", "question_polarity", "context", "question", "ans0", "ans1", "ans2",
             "label")
@@ -134,17 +134,8 @@ def _files(path: Path) -> list[Path]:
 def _parse_local(path: Path) -> list[dict]:
     items = []
     for file in _files(path):
-        with open(file, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{file}: line {n}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{file}: line {n}: expected a JSON object, got {type(row).__name__}")
-                items.append(_from_row(row, f"{file}: line {n}", f"{file.stem}-{n}"))
+        for n, row in iter_jsonl(file):
+            items.append(_from_row(row, f"{file}: line {n}", f"{file.stem}-{n}"))
     return items
 
 
