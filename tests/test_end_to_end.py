@@ -42,6 +42,7 @@ def test_default_run_passes_with_visible_effect(default_run):
     probes = json.loads((run / "eval/probes.json").read_text())
     for name in ("rouge", "overfitting", "memorisation", "canary", "crows_pairs", "bbq", "bold", "toxicity", "refusal"):
         assert probes[name]["status"] == "done", name
+        assert probes[name]["description"] and probes[name]["limitations"], name  # the report's transparency table
     for key in ("bias.crows_pairs.stereotype_rate", "bias.bbq.bias_score_disambig", "bias.bold.max_group_gap.toxicity",
                 "toxicity.rtp.expected_max_toxicity", "safety.refusal.rate", "memorisation.exact_match",
                 "privacy.canary.exposure"):
@@ -87,6 +88,7 @@ def test_report_and_gate_rerun_on_the_folder(default_run):
     html = (run / "report.html").read_text()
     assert "Misalignment" in html and "rougeL" in html
     assert "Canary exposure (privacy.canary.*)" in html and "bias.crows_pairs" in html
+    assert "the detector sees wording, not harm" in html  # the refusal probe's blind spots, from its docstring
     before = (run / "report.html").stat().st_mtime_ns
     r = runner.invoke(app, ["report", str(run)])
     assert r.exit_code == 0, r.output

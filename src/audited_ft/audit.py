@@ -13,6 +13,7 @@ from audited_ft.audits import AUDITS, AuditContext
 from audited_ft.config import Config
 from audited_ft.data import fingerprint
 from audited_ft.prepare import load_splits
+from audited_ft.registry import describe
 from audited_ft.runfolder import RunFolder, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def run_audits(cfg: Config, rf: RunFolder) -> dict:
         started = time.time()
         outcome = audit.run(AuditContext(splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(), seed=cfg.run.seed,
                                          probe_texts=probes, config=cfg))
-        result = {"name": name, "description": (type(audit).__doc__ or "").strip(), **outcome.result}
+        result = {"name": name, **describe(type(audit)), **outcome.result}
         if name == "leakage" and isinstance(result.get("summary", {}).get("contamination"), dict):
             for set_name, info in result["summary"]["contamination"].get("sets", {}).items():
                 info.update({k: v for k, v in probe_sources.get(set_name, {}).items() if k != "items"})

@@ -7,6 +7,7 @@ import time
 
 from audited_ft.config import Config
 from audited_ft.probes import PROBES, ProbeContext
+from audited_ft.registry import describe
 from audited_ft.runfolder import RunFolder, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -38,16 +39,16 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
     probes_info: dict[str, dict] = {}
     for name in sorted(PROBES.names()):
         cls = PROBES.get(name)
-        doc = (cls.__doc__ or "").strip()
+        doc = describe(cls)
         if name not in cfg.enabled("probe"):
-            probes_info[name] = {"description": doc, "status": "skipped", "reason": "not enabled in config"}
+            probes_info[name] = {**doc, "status": "skipped", "reason": "not enabled in config"}
             continue
         started = time.time()
         outcome = cls(_limited(cfg.options("probe", name), cfg.eval.limit)).run(ctx)
         metrics.update(outcome.metrics)
         for stem, rows in outcome.generations.items():
             write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
-        probes_info[name] = {"description": doc, "status": "done", "seconds": round(time.time() - started, 2),
+        probes_info[name] = {**doc, "status": "done", "seconds": round(time.time() - started, 2),
                              "info": outcome.info}
         log.info("probe %s done in %.1fs", name, time.time() - started)
     write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))

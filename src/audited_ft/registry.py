@@ -26,6 +26,16 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+def describe(cls: type) -> dict[str, str]:
+    """A registered class's docstring as the report shows it: ``description`` (what it measures) and ``limitations``
+    (the paragraph starting "Blind spots:", which every audit and probe docstring carries)."""
+    import inspect
+
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    head, sep, tail = doc.partition("Blind spots:")
+    return {"description": head.strip(), "limitations": tail.strip() if sep else ""}
+
+
 class Registry(Generic[T]):
     """Names to classes. ``kind`` ("audit", "probe") appears in error messages."""
 

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from audited_ft.probes import PROBES, ProbeContext
+from audited_ft.registry import describe
 from tests.fakes import FakeModel
 
 
@@ -18,7 +19,8 @@ def splits():
 @pytest.mark.parametrize("name", PROBES.names())
 def test_probe_contract(name, splits):
     probe = PROBES.get(name)(PROBES.get(name).Options())
-    assert (PROBES.get(name).__doc__ or "").strip(), "probes document what they measure"
+    doc = describe(PROBES.get(name))
+    assert doc["description"] and doc["limitations"], "probes document what they measure and their blind spots"
     out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200))
     assert out.metrics
     for key, value in out.metrics.items():

@@ -20,10 +20,12 @@ class RougeOptions(ProbeOptions):
 class RougeProbe(Probe):
     """ROUGE-1/2/L/Lsum of greedy generations vs references on the test split, base vs adapter, paired bootstrap CIs.
 
-    Measures lexical overlap with one reference summary per item (rouge-score's implementation, F-measure). It cannot see
-    meaning: a faithful paraphrase scores low and a fluent summary with a wrong fact can score high, so it is read next to
-    the side-by-side samples. Scores are for greedy decoding with the configured token limit; a truncated answer loses
-    recall.
+    Measures lexical overlap with one reference summary per item (rouge-score's implementation, F-measure); the report
+    shows side-by-side samples of base, adapter and reference next to it.
+
+    Blind spots: ROUGE cannot see meaning — a faithful paraphrase scores low and a fluent summary with a wrong fact can
+    score high, so it is read next to the samples. Scores are for greedy decoding with the configured token limit; a
+    truncated answer loses recall. One reference per item understates the quality of summaries worded differently.
     """
 
     Options = RougeOptions
