@@ -106,3 +106,16 @@ def test_accept_risk_lets_a_person_proceed_and_is_recorded(tmp_path, tiny_rows):
     m = json.loads((tmp_path / "runs/ok/manifest.json").read_text())
     assert m["accepted_risks"][0]["audit"] == "leakage" and m["accepted_risks"][0]["by"] == "A. Reviewer"
     assert "duplicates are paraphrase pairs by design" in (tmp_path / "runs/ok/config.resolved.yaml").read_text()
+
+
+def test_run_limit_is_recorded_as_eval_limit(tmp_path, tiny_rows):
+    import yaml
+
+    data = write_jsonl(tmp_path / "d.jsonl", tiny_rows)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{source: {data}, target_field: sumary}}\n")  # stops at the data stage: no model needed
+    r = runner.invoke(app, ["run", str(cfg), "--limit", "3", "--out", str(tmp_path / "runs"), "--run-id", "r"])
+    assert r.exit_code == 2, r.output
+    assert yaml.safe_load((tmp_path / "runs/r/config.resolved.yaml").read_text())["eval"]["limit"] == 3
+    r = runner.invoke(app, ["run", str(cfg), "--limit", "0"])
+    assert r.exit_code == 2 and "Traceback" not in r.output

@@ -75,12 +75,15 @@ def _verdict(result) -> int:
 def run(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--out", help="Output root (default: run.out_dir)."),
         run_id: Optional[str] = typer.Option(None, "--run-id", help="Run folder name (default: time-name-random)."),
         set_: Optional[List[str]] = SetOpt, accept: Optional[List[str]] = AcceptOpt,
-        accepted_by: Optional[str] = ByOpt) -> None:
+        accepted_by: Optional[str] = ByOpt,
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Cap on the items each probe evaluates "
+                                            "(same as --set eval.limit=N): a quick look, not a result to ship.")) -> None:
     """The whole audited fine-tune: data → audits → train → probes → gates → report."""
     def body():
         from audited_ft.pipeline import run_pipeline, start_run
 
-        cfg, rf = start_run(config, set_, str(out) if out else None, run_id, accept, accepted_by)
+        overrides = [*(set_ or []), *([f"eval.limit={limit}"] if limit else [])]
+        cfg, rf = start_run(config, overrides, str(out) if out else None, run_id, accept, accepted_by)
         typer.echo(f"run folder: {rf.path}")
         return _verdict(run_pipeline(cfg, rf))
 

@@ -197,3 +197,61 @@ def test_scales_to_thousands_of_rows():
     splits["test"][7]["input"] = splits["train"][4321]["input"]
     result = run(splits).result
     assert result["summary"]["exact_cross_split"]["train~test"]["input"] == 1
+
+
+@pytest.mark.parametrize("shingle", [1, 3, 5])
+def test_joined_signature_equals_the_signature_of_the_joined_text(shingle):
+    """input+target signatures are assembled from the parts (min of input, target and seam shingles): they must be
+    exactly what hashing the joined text gives, short parts included."""
+    import numpy as np
+
+    from audited_ft.audits.leakage import _Hashed, _Signatures, _texts
+
+    rows = [row(f"r{i}", text(i, n), text(50 + i, m)) for i, (n, m) in
+            enumerate([(60, 12), (2, 12), (60, 1), (1, 1), (4, 4), (0, 9), (30, 0), (5, 5)])]
+    texts = _texts({"train": rows})
+    hashed = _Hashed(texts)
+    opts = LeakageAudit.Options(shingle_size=shingle)
+    sig, ok = _Signatures(hashed, opts)("train", "input+target")
+    joined = hashed("train", "input+target")
+    want_ok = np.array([len(w) >= shingle for w in joined])
+    assert (ok == want_ok).all()
+    direct = _Signatures(hashed, opts)._minhash([w for w in joined if len(w) >= shingle])
+    assert np.array_equal(sig, direct)
+
+
+def test_band_candidates_are_the_pairs_agreeing_on_a_whole_band():
+    import numpy as np
+
+    from audited_ft.audits.leakage import _band_candidates
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, size=(30, 12), dtype=np.uint32)   # few values: many bands agree by chance
+    b = rng.integers(0, 4, size=(20, 12), dtype=np.uint32)
+    ok_a, ok_b = np.ones(33, dtype=bool), np.ones(21, dtype=bool)
+    ok_a[[3, 10, 31]] = False  # rows without a signature are skipped; indices stay those of the split
+    ok_b[7] = False
+    rows_a, rows_b = np.flatnonzero(ok_a), np.flatnonzero(ok_b)
+    got = _band_candidates(a, ok_a, b, ok_b, (4, 3))
+    want = sorted(((int(rows_a[i]), int(rows_b[j])) for i in range(30) for j in range(20)
+                   if any((a[i, k * 3:(k + 1) * 3] == b[j, k * 3:(k + 1) * 3]).all() for k in range(4))),
+                  key=lambda p: (p[1], p[0]))
+    assert got == want and len(want) > 20
+
+
+def test_ascii_fast_path_of_normalize_matches_the_general_rule():
+    import re
+    import unicodedata
+
+    from audited_ft.audits._text import normalize
+
+    def general(t: str) -> str:
+        t = re.sub(r"[^\w\s]|_", "", unicodedata.normalize("NFKC", t).lower())
+        return re.sub(r"\s+", " ", t).strip()
+
+    rng = random.Random(3)
+    alphabet = [chr(c) for c in range(128)] + list("éß ﬁ２")
+    for k in range(500):
+        t = "".join(rng.choice(alphabet[:128] if k % 2 else alphabet) for _ in range(rng.randint(0, 40)))
+        assert normalize(t) == general(t), repr(t)
+    assert normalize("  Don't  e-mail\tME_now!! ") == "dont email menow"

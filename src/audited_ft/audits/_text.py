@@ -26,8 +26,13 @@ def normalize(text: str) -> str:
     Punctuation is *removed* (not replaced by a space) so that "don't" and "dont" match; a symbol glued between two
     words therefore joins them ("e-mail" → "email"), which only makes duplicates easier to find.
     """
+    if text.isascii():  # the common case, about 3x faster and the same result: NFKC leaves ASCII as it is
+        return " ".join(text.lower().translate(_ASCII_NOT_WORD).split())
     text = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
     return _SPACE.sub(" ", text).strip()
+
+
+_ASCII_NOT_WORD = {c: None for c in range(128) if _NOT_WORD.match(chr(c))}
 
 
 def word_shingles(words: list[str], n: int) -> set[str]:

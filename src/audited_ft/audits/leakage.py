@@ -125,7 +125,7 @@ class LeakageAudit(Audit):
         rank = {k: {"fail": 0, "drop": 1, "warn": 2}.get(opts.policy[k], 3) for k in KINDS}
         findings = sorted(found.items, key=lambda f: rank[f["kind"]])  # blocking kinds first; stable otherwise
         result = {"name": self.name, "status": status, "blocking": status == "fail",
-                  "description": (type(self).__doc__ or "").strip(), "summary": summary,
+                  "summary": summary,
                   "findings": findings[: opts.max_findings], "findings_truncated": len(findings) > opts.max_findings,
                   "seconds": round(time.time() - started, 2)}
         log.info("leakage: %s %s", status, totals)
@@ -262,77 +262,141 @@ def _near_duplicates(splits, texts, hashed: _Hashed, opts: LeakageOptions, found
         from datasketch import MinHashLSH
     except ImportError as exc:
         raise MissingDependency("The leakage audit", "datasketch") from exc
+    # datasketch chooses the banding (b bands of r rows) that minimises false positives + false negatives for the
+    # candidate threshold; the bands are then matched with numpy (see _band_candidates).
+    lsh = MinHashLSH(threshold=max(0.05, opts.threshold - opts.lsh_margin), num_perm=opts.num_perm)
+    bands = (lsh.b, lsh.r)
+    sigs = _Signatures(hashed, opts)
     out: dict = defaultdict(dict)
-    names = list(splits)
     for field in opts.near_duplicate_fields:
-        sigs, lsh = {}, {}
-        for split in names:
-            sigs[split] = _minhashes(hashed(split, field), opts)
-        for a, b in combinations(names, 2):
-            if a not in lsh:
-                lsh[a] = MinHashLSH(threshold=max(0.05, opts.threshold - opts.lsh_margin), num_perm=opts.num_perm)
-                with lsh[a].insertion_session() as session:
-                    for i, m in enumerate(sigs[a]):
-                        if m is not None:
-                            session.insert(i, m, check_duplication=False)
+        for a, b in combinations(list(splits), 2):
             n = 0
-            for j, m in enumerate(sigs[b]):
-                if m is None:
+            for i, j in _band_candidates(*sigs(a, field), *sigs(b, field), bands):
+                ta, tb = texts[a][field][i], texts[b][field][j]
+                if ta == tb:  # an exact duplicate, reported as such
                     continue
-                for i in sorted(lsh[a].query(m)):
-                    ta, tb = texts[a][field][i], texts[b][field][j]
-                    if ta == tb:  # an exact duplicate, reported as such
-                        continue
-                    sim = jaccard(*(word_shingles(t.split(), opts.shingle_size) for t in (ta, tb)))
-                    if sim >= opts.threshold:
-                        n += 1
-                        found.add("near_duplicate_cross_split", field, a, _ref(splits, a, i), b,
-                                  _ref(splits, b, j), round(sim, 4))
+                sim = jaccard(*(word_shingles(t.split(), opts.shingle_size) for t in (ta, tb)))
+                if sim >= opts.threshold:
+                    n += 1
+                    found.add("near_duplicate_cross_split", field, a, _ref(splits, a, i), b,
+                              _ref(splits, b, j), round(sim, 4))
             out[_pair_name(a, b)][field] = n
     return dict(out)
 
 
-def _minhashes(arrays: list[np.ndarray], opts: LeakageOptions) -> list:
-    """One MinHash signature per text (a datasketch ``LeanMinHash``); None for a text shorter than one shingle (left
-    to the exact check).
+class _Signatures:
+    """MinHash signatures per split and field, as a (rows, num_perm) uint32 matrix and a mask of the rows that have
+    one (a text shorter than one shingle has none: it is left to the exact check).
 
-    The signatures are computed here, vectorised over many texts at once, with the multiply-shift hash family
-    (h(x) = (a·x + b mod 2^64) >> 32, a odd; Dietzfelbinger 1996) applied to 32-bit shingle hashes — one numpy pass
-    instead of a Python call per shingle, which took over half of the audit's time at 100k rows. datasketch's LSH
-    index only bands the signature values, so it indexes these like its own; candidate pairs are confirmed by exact
-    Jaccard either way.
+    Hash family: multiply-shift (h(x) = (a·x + b mod 2^64) >> 32, a odd; Dietzfelbinger 1996) on 32-bit shingle
+    hashes, one numpy pass over many texts at once. The input+target signature is assembled, not recomputed: its
+    shingles are those of the input, those of the target and the few that straddle the separator, and the MinHash of
+    a union is the element-wise minimum of the parts' MinHashes — the long input is hashed once for both fields.
     """
-    from datasketch import LeanMinHash
 
-    rng = np.random.default_rng(opts.seed)
-    mult = rng.integers(0, 2**63, size=opts.num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    add = rng.integers(0, 2**63, size=opts.num_perm, dtype=np.uint64)
-    values: list = []
-    for words in arrays:
-        if len(words) < opts.shingle_size:
-            values.append(None)
-        else:
-            h = shingle_hashes(words, opts.shingle_size)
-            values.append((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF))
-    out: list = [None] * len(values)
-    todo = [i for i, v in enumerate(values) if v is not None]
-    chunk_values = 40_000  # ~40 MB of intermediate per chunk at 128 permutations
-    start = 0
-    while start < len(todo):
-        stop, size = start, 0
-        while stop < len(todo) and (size == 0 or size + len(values[todo[stop]]) <= chunk_values):
-            size += len(values[todo[stop]])
-            stop += 1
-        idx = todo[start:stop]
-        flat = np.concatenate([values[i] for i in idx])
-        offsets = np.cumsum([0] + [len(values[i]) for i in idx[:-1]])
-        with np.errstate(over="ignore"):
-            permuted = (mult[:, None] * flat[None, :] + add[:, None]) >> np.uint64(32)  # (perm, value): rows contiguous
-        sigs = np.minimum.reduceat(permuted, offsets, axis=1).T.astype(np.uint32)
-        for i, sig in zip(idx, sigs):
-            out[i] = LeanMinHash(seed=opts.seed, hashvalues=sig, scheme="affine32")
-        start = stop
-    return out
+    def __init__(self, hashed: _Hashed, opts: LeakageOptions):
+        self.hashed, self.n, self.num_perm = hashed, opts.shingle_size, opts.num_perm
+        rng = np.random.default_rng(opts.seed)
+        self.mult = rng.integers(0, 2**63, size=opts.num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self.add = rng.integers(0, 2**63, size=opts.num_perm, dtype=np.uint64)
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+        key = (split, field)
+        if key not in self._cache:
+            if field == "input+target":
+                self._cache[key] = self._joined(split)
+            else:
+                words = self.hashed(split, field)
+                ok = np.array([len(w) >= self.n for w in words], dtype=bool)
+                self._cache[key] = (self._minhash([w for w, k in zip(words, ok) if k]), ok)
+        return self._cache[key]
+
+    def _joined(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        n, sep = self.n, self.hashed.SEP
+        inputs, targets = self.hashed(split, "input"), self.hashed(split, "target")
+        sig_in, ok_in = self(split, "input")
+        sig_tg, ok_tg = self(split, "target")
+        both = ok_in & ok_tg
+        # shingles across the separator: the last n-1 input words, the separator, the first n-1 target words
+        seams = [np.concatenate([inputs[i][-(n - 1):] if n > 1 else inputs[i][:0], sep, targets[i][: n - 1]])
+                 for i in np.flatnonzero(both)]
+        sig = np.zeros((len(inputs), self.num_perm), dtype=np.uint32)
+        sig[both] = np.minimum(np.minimum(_rows_of(sig_in, ok_in, both), _rows_of(sig_tg, ok_tg, both)),
+                               self._minhash(seams))
+        # a row with a part shorter than one shingle: hash the joined words directly
+        rest = np.flatnonzero(~both)
+        joined = self.hashed(split, "input+target")
+        rest = [i for i in rest if len(joined[i]) >= n]
+        sig[rest] = self._minhash([joined[i] for i in rest])
+        ok = both.copy()
+        ok[rest] = True
+        return sig[ok], ok
+
+    def _minhash(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """Signatures of word-hash arrays that each have at least one shingle."""
+        out = np.zeros((len(arrays), self.num_perm), dtype=np.uint32)
+        values = [shingle_hashes(w, self.n) for w in arrays]
+        values = [(h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF) for h in values]
+        chunk_values = 40_000  # ~40 MB of intermediate per chunk at 128 permutations
+        start = 0
+        while start < len(values):
+            stop, size = start, 0
+            while stop < len(values) and (size == 0 or size + len(values[stop]) <= chunk_values):
+                size += len(values[stop])
+                stop += 1
+            flat = np.concatenate(values[start:stop])
+            offsets = np.cumsum([0] + [len(v) for v in values[start:stop - 1]])
+            with np.errstate(over="ignore"):
+                permuted = (self.mult[:, None] * flat[None, :] + self.add[:, None]) >> np.uint64(32)
+            out[start:stop] = np.minimum.reduceat(permuted, offsets, axis=1).T
+            start = stop
+        return out
+
+
+def _rows_of(sig: np.ndarray, ok: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Rows of a compacted signature matrix (only rows where ``ok``) for the rows where ``want`` (a subset of ok)."""
+    return sig[np.cumsum(ok)[want] - 1]
+
+
+def _band_candidates(sig_a: np.ndarray, ok_a: np.ndarray, sig_b: np.ndarray, ok_b: np.ndarray,
+                     bands: tuple[int, int]) -> list[tuple[int, int]]:
+    """Row pairs (i in a, j in b) whose signatures agree on every value of at least one band (MinHash LSH), sorted.
+
+    Each band's r values are folded into one 64-bit key; the keys of ``a`` are sorted once per band and those of
+    ``b`` looked up with ``searchsorted``, so the work is a sort per band rather than a Python call per row. A key
+    collision only adds a candidate, which the exact Jaccard check then rejects.
+    """
+    b, r = bands
+    rows_a, rows_b = np.flatnonzero(ok_a), np.flatnonzero(ok_b)
+    if not len(rows_a) or not len(rows_b):
+        return []
+    codes = []
+    for k in range(b):
+        ka, kb = _band_keys(sig_a[:, k * r:(k + 1) * r]), _band_keys(sig_b[:, k * r:(k + 1) * r])
+        order = np.argsort(ka, kind="stable")
+        ka = ka[order]
+        lo, hi = np.searchsorted(ka, kb, "left"), np.searchsorted(ka, kb, "right")
+        hit = np.flatnonzero(hi > lo)
+        if not len(hit):
+            continue
+        counts = (hi - lo)[hit]
+        starts = np.repeat(lo[hit] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        ia = order[starts]
+        jb = np.repeat(hit, counts)
+        codes.append(rows_b[jb].astype(np.int64) * (int(ok_a.size) + 1) + rows_a[ia])
+    if not codes:
+        return []
+    pairs = np.unique(np.concatenate(codes))
+    return [(int(c % (ok_a.size + 1)), int(c // (ok_a.size + 1))) for c in pairs]
+
+
+def _band_keys(block: np.ndarray) -> np.ndarray:
+    h = np.zeros(len(block), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for col in block.T:
+            h = h * np.uint64(1099511628211) + col.astype(np.uint64)
+    return h
 
 
 class _NgramIndex:

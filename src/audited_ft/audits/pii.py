@@ -145,7 +145,7 @@ class PiiAudit(Audit):
         status = "fail" if review.by_policy["fail"] else "warn" if (review.by_policy["warn"] or scanner.warnings) \
             else "pass"
         result = {"name": self.name, "status": status, "blocking": status == "fail",
-                  "description": (type(self).__doc__ or "").strip(), "summary": summary,
+                  "summary": summary,
                   "findings": _sample(review.findings, opts.max_findings, list(ctx.splits)),
                   "findings_truncated": len(review.findings) > opts.max_findings,
                   "seconds": round(time.time() - started, 2)}

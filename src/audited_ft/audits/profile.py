@@ -82,7 +82,7 @@ class ProfileAudit(Audit):
         findings = [{"kind": "over_max_length", "split": s, "row_id": rid, "field": "input+target"}
                     for s, ids in over.items() for rid in ids[:50]]
         result = {"name": self.name, "status": status, "blocking": status == "fail",
-                  "description": (type(self).__doc__ or "").strip(), "summary": summary, "findings": findings,
+                  "summary": summary, "findings": findings,
                   "findings_truncated": any(len(ids) > 50 for ids in over.values()),
                   "seconds": round(time.time() - started, 2)}
         log.info("profile: %s (%s)", status, ", ".join(f"{s}: {v['rows']} rows, median {v['sequence'].get('p50', '-')} "
