@@ -4,6 +4,7 @@ and adapter. Real-model behaviour is tested elsewhere (tests/test_pipeline_tiny.
 from __future__ import annotations
 
 import hashlib
+import re
 
 
 def _unit(text: str) -> float:
@@ -16,7 +17,9 @@ class FakeModel:
 
     ``score`` gives each continuation a log-probability from a hash of (context, continuation), minus 0.1 per
     character; the adapter variant adds ``adapter_bonus(context, continuation)`` — override it to plant a bias.
-    ``sample`` returns ``num_samples`` strings derived from the prompt, the variant and the seed.
+    ``sample`` returns ``num_samples`` strings derived from the prompt, the variant and the seed. ``token_logprobs``
+    splits a continuation into words (with the whitespace before each) whose log-probabilities sum to ``score``'s;
+    the adapter moves weight between words by a hash of the word, so its per-token changes differ from word to word.
     """
 
     variants = ("base", "adapter")
@@ -47,4 +50,18 @@ class FakeModel:
             if variant != "base":
                 lp += self.adapter_bonus(c, x)
             out.append((lp, max(1, len(x.split()))))
+        return out
+
+    def token_logprobs(self, contexts, continuations, variant):
+        out = []
+        for (lp, _), c, x in zip(self.score(contexts, continuations, variant), contexts, continuations):
+            words = re.findall(r"\s*\S+", x) or [x]
+            words[-1] += x[len("".join(words)):]  # trailing whitespace stays with the last word
+            # base: the sequence's hash share spread evenly; the adapter shifts it between words (summing to zero)
+            rest = (lp + 0.1 * len(x)) / len(words)
+            shift = [0.0] * len(words)
+            if variant != "base":
+                raw = [_unit(f"{variant}\x00{k}\x00{w}") - 0.5 for k, w in enumerate(words)]
+                shift = [r - sum(raw) / len(raw) for r in raw]
+            out.append([(w, -0.1 * len(w) + rest + s) for w, s in zip(words, shift)])
         return out

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 from markupsafe import Markup, escape
 
 BASE = {"label": "base", "hatch": "//", "facecolor": "#d9d9d9", "edgecolor": "#404040", "marker": "o", "ls": "--"}
-ADAPTER = {"label": "adapter", "hatch": "..", "facecolor": "#9ecae1", "edgecolor": "#08519c", "marker": "s", "ls": "-"}
+ADAPTER = {"label": "adapter", "hatch": "\\\\", "facecolor": "#9ecae1", "edgecolor": "#08519c", "marker": "s", "ls": "-"}
 SPLIT_LINES = (("-", "#08519c"), ("--", "#a63603"), (":", "#404040"), ("-.", "#54278f"))
 _RC = {"svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans", "axes.spines.top": False,
        "axes.spines.right": False, "hatch.linewidth": 0.7, "legend.frameon": False}
@@ -158,3 +158,48 @@ def metric_bars(rows: list[dict], ylabel: str, name: str = "metrics") -> Markup 
                   bbox_to_anchor=(1.0, 1.0))
 
     return _render(name, draw, (6.4, 3.0), f"{ylabel}: base and adapter side by side with confidence intervals")
+
+
+def group_bars(rows: list[dict], xlabel: str, name: str, reference: float | None = None,
+               reference_label: str | None = None) -> Markup | None:
+    """Horizontal bars, base above adapter for each group, with CI whiskers and an optional dotted reference line.
+
+    ``rows`` hold ``group``, ``base``, ``base_lo``, ``base_hi``, ``adapter``, ``adapter_lo``, ``adapter_hi``
+    (``None`` where unknown), drawn top to bottom in the order given. Group names come from data files, so they go
+    through :func:`_label` (length cap, no mathtext) and are written into the SVG as escaped text. ``xlabel``,
+    ``name`` (the id prefix, ``[a-z0-9_-]``) and ``reference_label`` must be our own strings. ``reference`` marks a
+    value that means "no bias" (0.5 for a stereotype rate, 0 for a bias score). Returns ``None`` when no row has a value.
+    """
+    rows = [r for r in rows if _finite([r.get("base"), r.get("adapter")])]
+    if not rows:
+        return None
+    if not re.fullmatch(r"[a-z0-9_-]+", name):
+        raise ValueError(f"chart name {name!r}: use [a-z0-9_-] only (it becomes an SVG id prefix)")
+
+    def draw(fig: Any) -> None:
+        ax = fig.subplots()
+        height = 0.38
+        for offset, side in ((-height / 2, BASE), (height / 2, ADAPTER)):
+            key = side["label"]
+            raw = [r.get(key) for r in rows]
+            ys = [i + offset for i in range(len(rows))]
+            ax.barh(ys, [float(v) if _all_finite(v) else 0.0 for v in raw], height, hatch=side["hatch"],
+                    facecolor=side["facecolor"], edgecolor=side["edgecolor"], label=side["label"],
+                    xerr=_err(raw, [r.get(f"{key}_lo") for r in rows], [r.get(f"{key}_hi") for r in rows]),
+                    error_kw={"capsize": 3, "elinewidth": 1.0, "ecolor": "#000000"})
+            for y, v in zip(ys, raw):
+                if not _all_finite(v):  # a missing side must not read as a value of 0
+                    ax.annotate("no value", xy=(0, y), xytext=(3, 0), textcoords="offset points", va="center",
+                                fontsize=7)
+        if _all_finite(reference):
+            ax.axvline(float(reference), color="#000000", linestyle=":", linewidth=1.4,
+                       label=reference_label or f"reference ({float(reference):g})")
+        ax.axvline(0.0, color="#404040", linewidth=0.6)
+        ax.set_yticks(range(len(rows)), [_label(r.get("group")) for r in rows])
+        ax.invert_yaxis()  # first row on top, base above adapter
+        ax.set_xlabel(xlabel)
+        ax.legend(fontsize=8, title="error bars:\nconfidence interval", title_fontsize=7, loc="upper left",
+                  bbox_to_anchor=(1.0, 1.0))
+
+    size = (6.8, max(1.9, 0.7 + 0.42 * len(rows)))
+    return _render(name, draw, size, f"{xlabel}: base and adapter per group with confidence intervals")

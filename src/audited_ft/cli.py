@@ -155,6 +155,36 @@ for _stage, _help in (("train", "Train the QLoRA adapter of an existing run fold
     app.command(name=_stage, help=_help)(_stage_command(_stage))
 
 
+@app.command()
+def review(run_dir: Path = RunDirArg,
+           import_: Optional[List[Path]] = typer.Option(None, "--import", help="Ratings CSV(s) to fold in (columns "
+                                                        "item_id, rater, choice = A/B/tie; repeatable, one per rater). "
+                                                        "Replaces any earlier import."),
+           n: Optional[int] = typer.Option(None, "--n", min=1, help="Items on the sheet (a seeded sample; default all)."),
+           seed: int = typer.Option(0, "--seed", help="Seed for the sample and the sides; keep it from the raters.")) -> None:
+    """Blinded human A/B review: export a sheet of base vs adapter outputs, or --import the ratings."""
+    def body():
+        from audited_ft.errors import AuditedFTError
+        from audited_ft.review import RESULT, export_review, import_ratings
+
+        if import_ and (n is not None or seed != 0):
+            raise AuditedFTError("review: --n and --seed choose the exported sheet; they cannot be given with --import "
+                                 "(the sheet's own key decides how ratings are read)")
+        if import_:
+            result = import_ratings(run_dir, import_)
+            rates = result["rates"]
+            typer.echo(f"{result['n_ratings']} rating(s) of {result['n_items']} item(s) by {result['n_raters']} "
+                       f"rater(s): adapter better {rates['win']['value']:.3f}, tie {rates['tie']['value']:.3f}, "
+                       f"base better {rates['loss']['value']:.3f}")
+            typer.echo(f"written: {Path(run_dir) / RESULT} (re-render the report to show it)")
+        else:
+            paths = export_review(run_dir, n=n, seed=seed)
+            typer.echo(f"review sheet: {paths['html']}\nspreadsheet:  {paths['csv']}\n"
+                       f"key:          {paths['key']} (keep it from the raters)")
+
+    _guard(body)
+
+
 @app.command(name="ls")
 def list_components() -> None:
     """Registered audits and probes with one-line descriptions."""

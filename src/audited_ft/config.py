@@ -232,6 +232,28 @@ class ReportConfig(_Strict):
     title: str = Field("Audited fine-tune: risk report")
 
 
+class ComputeConfig(_Strict):
+    """Figures behind the energy and CO2e estimate in the report (audited_ft.footprint). Every figure is listed there
+    with where it came from; change them to match the machine and the grid that ran the job."""
+
+    grid_gco2e_per_kwh: float = Field(481.0, ge=0, description=(
+        "Carbon intensity of the electricity, in grams CO2e per kWh. Default: world average of electricity generation "
+        "in 2023 (Ember, Global Electricity Review 2024 / Yearly Electricity Data). Use your grid's figure."))
+    grid_source: str = Field("world average 2023, Ember Global Electricity Review 2024", description=(
+        "Where grid_gco2e_per_kwh comes from; printed beside the figure in the report."))
+    cpu_watts_per_core: float = Field(10.0, gt=0, description=(
+        "Power drawn per CPU core (logical CPU) under load, in watts; used for every stage run on the CPU. Default: "
+        "server CPU TDP divided by cores, rounded up (e.g. Xeon E5-2683 v4: 120 W / 16 cores = 7.5 W)."))
+    cpu_cores: Optional[int] = Field(None, ge=1, description=(
+        "CPU cores counted as busy (None: hardware.cpu_count from the manifest, an upper bound)."))
+    gpu_watts: Optional[float] = Field(None, gt=0, description=(
+        "Power per GPU in watts (None: the TDP of the GPU named in the manifest, from a built-in table; an unknown "
+        "GPU leaves GPU energy unestimated). Measured power, where the run recorded it, takes precedence."))
+    pue: float = Field(1.58, ge=1, description=(
+        "Power usage effectiveness of the facility (total / IT power). Default: industry average 2023, Uptime "
+        "Institute Global Data Center Survey. 1.0 for a machine outside a data centre."))
+
+
 class Config(_Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -245,6 +267,8 @@ class Config(_Strict):
     probes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"rouge": {}}, description="Probe name → options.")
     gates: list[Gate] = Field(default_factory=list)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig, description=(
+        "Power, facility and grid figures for the report's energy and CO2e estimate."))
 
     # Where relative paths in the config are resolved from (the config file's folder). Not a config key.
     _base_dir: Path = Path(".")

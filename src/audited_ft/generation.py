@@ -69,11 +69,26 @@ class ModelUnderTest:
         whatever the context. An empty context is scored after the tokenizer's BOS token (or EOS when it has none).
         Items are batched by length (right padding; padded positions are masked out of the sums).
         """
-        from tqdm.auto import tqdm
+        items = self._encode_pairs(contexts, continuations, "score")
+        return [(float(lp.sum()), len(lp)) for lp in self._continuation_logprobs(items, variant, "score")]
 
-        torch = self._torch
+    def token_logprobs(self, contexts: list[str], continuations: list[str],
+                       variant: str) -> list[list[tuple[str, float]]]:
+        """Per continuation token: (its text, its log-probability given the context and the tokens before it).
+
+        Same tokenization, batching and positions as :meth:`score`, so each item's log-probabilities sum to its
+        ``score`` sum. A token's text is the span of the continuation it covers, including the whitespace before it,
+        so the texts join back to the continuation exactly (tokenizers without offsets: decoded prefix differences).
+        """
+        items = self._encode_pairs(contexts, continuations, "token_logprobs")
+        logprobs = self._continuation_logprobs(items, variant, "token_logprobs")
+        return [list(zip(self._token_texts(x, cont_ids), (float(v) for v in lp.tolist())))
+                for x, (_, cont_ids), lp in zip(continuations, items, logprobs)]
+
+    def _encode_pairs(self, contexts: list[str], continuations: list[str], what: str) -> list[tuple[list, list]]:
+        """(context ids, continuation ids) per pair; an empty context becomes the BOS (else EOS) token."""
         if len(contexts) != len(continuations):
-            raise ValueError("score: contexts and continuations differ in length")
+            raise ValueError(f"{what}: contexts and continuations differ in length")
         tok = self.tokenizer
         start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         items = []
@@ -81,13 +96,20 @@ class ModelUnderTest:
             ctx_ids = tok(c, add_special_tokens=False)["input_ids"] if c else []
             cont_ids = tok(x, add_special_tokens=False)["input_ids"]
             if not cont_ids:
-                raise ValueError(f"score: empty continuation after tokenization: {x!r}")
+                raise ValueError(f"{what}: empty continuation after tokenization: {x!r}")
             items.append((ctx_ids or [start], cont_ids))
+        return items
+
+    def _continuation_logprobs(self, items: list[tuple[list, list]], variant: str, what: str) -> list:
+        """Per item, a 1-D CPU tensor of its continuation tokens' log-probabilities (batched by length, right pad)."""
+        from tqdm.auto import tqdm
+
+        torch = self._torch
         order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
-        out: list[tuple[float, int] | None] = [None] * len(items)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        out: list = [None] * len(items)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with self._variant(variant), torch.inference_mode():
-            for b in tqdm(range(0, len(order), self.batch_size), desc=f"score ({variant})", leave=False,
+            for b in tqdm(range(0, len(order), self.batch_size), desc=f"{what} ({variant})", leave=False,
                           disable=None):
                 idx = order[b:b + self.batch_size]
                 seqs = [items[i][0] + items[i][1] for i in idx]
@@ -105,8 +127,24 @@ class ModelUnderTest:
                 for r, i in enumerate(idx):
                     n_ctx, n_cont = len(items[i][0]), len(items[i][1])
                     # token t of the sequence is predicted at position t-1
-                    out[i] = (float(tok_lp[r, n_ctx - 1:n_ctx - 1 + n_cont].sum()), n_cont)
-        return out  # type: ignore[return-value]
+                    out[i] = tok_lp[r, n_ctx - 1:n_ctx - 1 + n_cont]
+        return out
+
+    def _token_texts(self, text: str, ids: list[int]) -> list[str]:
+        """The piece of ``text`` each token covers, with the whitespace before it, so the pieces join to ``text``."""
+        tok = self.tokenizer
+        if getattr(tok, "is_fast", False):
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+            if enc["input_ids"] == ids:
+                ends, last = [], 0
+                for _, end in enc["offset_mapping"]:
+                    last = max(last, end)  # byte-level pieces of one character share offsets; keep ends monotonic
+                    ends.append(last)
+                ends[-1] = len(text)  # trailing whitespace goes to the last token
+                return [text[a:b] for a, b in zip([0] + ends[:-1], ends)]
+        prefixes = [""] + [tok.decode(ids[:k + 1]) for k in range(len(ids))]
+        return [prefixes[k + 1][len(prefixes[k]):] if prefixes[k + 1].startswith(prefixes[k]) else tok.decode([i])
+                for k, i in enumerate(ids)]
 
     def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
                temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
@@ -165,11 +203,11 @@ def _precision(cfg: Config) -> str:
 class CachedModel:
     """The model under test with every answer cached in the run folder (``eval/cache/``).
 
-    Each call (generate, sample or score; one variant; a list of inputs) is stored as one JSON file whose name is a
-    hash of everything that decides the answer: the method and its arguments, the inputs, the model and its
-    precision, and — for a non-base variant — a hash of the adapter's weights. A probe that is re-run (an evaluation
-    resumed after a crash, a report tweak, a second probe sharing prompts) reads the stored answers instead of
-    generating them again; a retrained adapter or a changed decoding setting never hits an old entry.
+    Each call (generate, sample, score or token_logprobs; one variant; a list of inputs) is stored as one JSON file
+    whose name is a hash of everything that decides the answer: the method and its arguments, the inputs, the model
+    and its precision, and — for a non-base variant — a hash of the adapter's weights. A probe that is re-run (an
+    evaluation resumed after a crash, a report tweak, a second probe sharing prompts) reads the stored answers instead
+    of generating them again; a retrained adapter or a changed decoding setting never hits an old entry.
     """
 
     def __init__(self, model, cache_dir: Path, identity: dict, adapter_hashes: dict[str, str]):
@@ -182,7 +220,8 @@ class CachedModel:
     def __getattr__(self, name):  # prompt, chat, variants, precision, tokenizer ...
         return getattr(self.model, name)
 
-    def _cached(self, method: str, variant: str, args: dict, inputs: list, compute):
+    def _cached(self, method: str, variant: str, args: dict, inputs: list, compute, restore=None):
+        # restore: turns one stored (JSON) output back into what the method returns (JSON has no tuples)
         import hashlib
         import json
 
@@ -196,7 +235,7 @@ class CachedModel:
             stored = read_json(path)
             if stored.get("key") == key and len(stored.get("outputs", [])) == len(inputs):
                 self.hits += 1
-                return [tuple(o) if method == "score" else o for o in stored["outputs"]]
+                return [restore(o) if restore else o for o in stored["outputs"]]
         self.misses += 1
         outputs = compute()
         write_json(path, {"key": key, "method": method, "variant": variant, "args": args, "n": len(inputs),
@@ -215,7 +254,13 @@ class CachedModel:
 
     def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
         return self._cached("score", variant, {}, [list(p) for p in zip(contexts, continuations)],
-                            lambda: self.model.score(contexts, continuations, variant))
+                            lambda: self.model.score(contexts, continuations, variant), restore=tuple)
+
+    def token_logprobs(self, contexts: list[str], continuations: list[str],
+                       variant: str) -> list[list[tuple[str, float]]]:
+        return self._cached("token_logprobs", variant, {}, [list(p) for p in zip(contexts, continuations)],
+                            lambda: self.model.token_logprobs(contexts, continuations, variant),
+                            restore=lambda o: [tuple(t) for t in o])
 
 
 def adapter_hash(adapter_dir: Path) -> str:

@@ -52,8 +52,15 @@ def start_run(config_path: str | Path, overrides: list[str] | None = None, out: 
     atomic_write_text(rf.config_path, text)
     rf.update_manifest(config_source=str(Path(config_path).resolve()), seed=cfg.run.seed, config_hash=config_hash(text),
                        git_sha=_git_sha(), versions=_versions(), hardware=_hardware(),
-                       model={"name_or_path": cfg.model.name_or_path, "licence": cfg.model.licence})
+                       model={"name_or_path": cfg.model.name_or_path, "licence": _model_licence(cfg)})
     return cfg, rf
+
+
+def _model_licence(cfg) -> str | None:
+    """The config's model.licence, else the embedded alias's known licence (no model is loaded to find it)."""
+    from audited_ft.models import EMBEDDED
+
+    return cfg.model.licence or (EMBEDDED.get(cfg.model.name_or_path) or {}).get("licence")
 
 
 def open_run(run_dir: str | Path) -> tuple[Config, RunFolder]:
@@ -133,9 +140,12 @@ def stage_gate(cfg: Config, rf: RunFolder) -> dict:
 def stage_report(cfg: Config, rf: RunFolder) -> Path:
     from audited_ft.report import render_report
 
+    from audited_ft.cards import write_cards
+
     with rf.stage("report"):
         path = render_report(rf.path, title=cfg.report.title, n_samples=cfg.eval.report_samples)
-    rf.record_artefacts("report.html")
+        cards = write_cards(rf.path)  # model card in the adapter folder, data card in data/
+    rf.record_artefacts("report.html", *(str(p.relative_to(rf.path)) for p in cards.values()))
     return path
 
 

@@ -293,7 +293,10 @@ def _discrimination(run: _Run, metrics: dict | None, gaps: list) -> dict:
     if not rows:
         gaps.append(("Algorithmic discrimination", "bias probes",
                      why if metrics is None else "no bias.* keys in eval/metrics.json"))
+    from audited_ft.report_bias import discrimination_view
+
     return {"rows": rows, "why": why, "metrics_present": metrics is not None,
+            "bias": discrimination_view(metrics, run.load("eval/probes.json")),
             "sources": run.sources("eval/metrics.json", "eval/probes.json")}
 
 
@@ -352,15 +355,21 @@ def _misalignment(run: _Run, metrics: dict | None, n_samples: int, gaps: list) -
 
 
 def _compute(run: _Run, metrics: dict | None, train_summary: dict | None, gaps: list) -> dict:
-    energy = [(k, v) for k, v in (train_summary or {}).items() if k in ("energy_kwh", "co2e_kg")]
-    energy += [(k, v) for k, v in (metrics or {}).items() if k.startswith(("compute.energy", "compute.co2e"))]
-    if not energy:
-        gaps.append(("Compute resources", "energy use and CO2e",
-                     "no energy meter in this run (no energy_kwh / co2e_kg in train/summary.json, "
-                     "no compute.energy* / compute.co2e* keys in eval/metrics.json)"))
-    return {"hardware": _flatten(run.manifest.get("hardware") or {}), "train": train_summary, "energy": energy,
-            "why_train": run.why_absent("train/summary.json", "train"),
+    from audited_ft.footprint import compute_view
+
+    footprint = compute_view(run.path)
+    gaps.extend(("Compute resources", what, why) for what, why in footprint.get("gaps") or [])
+    return {"hardware": _flatten(run.manifest.get("hardware") or {}), "train": train_summary,
+            "footprint": footprint, "why_train": run.why_absent("train/summary.json", "train"),
             "sources": run.sources("manifest.json", "train/summary.json")}
+
+
+def _proprietary(run: _Run, gaps: list) -> dict:
+    from audited_ft.dependencies import proprietary_view
+
+    view = proprietary_view(run.path)
+    gaps.extend(("Dependence on proprietary technologies", what, why) for what, why in view.get("gaps") or [])
+    return view
 
 
 def _transparency(run: _Run, audits: dict[str, dict], gaps: list) -> dict:
@@ -372,7 +381,10 @@ def _transparency(run: _Run, audits: dict[str, dict], gaps: list) -> dict:
             gaps.append(("Transparency and explanation", f"probe '{name}'",
                          f"{p.get('status', 'no status')}: {p.get('reason') or 'no reason given'}"))
     config = run.path / "config.resolved.yaml"
+    from audited_ft.report_explain import explanation_view
+
     return {"probes": probes or {}, "why_probes": run.why_absent("eval/probes.json", "eval"), "audits": audits,
+            "explanation": explanation_view(probes, run.load("eval/metrics.json")),
             "config": config.read_text(encoding="utf-8", errors="replace") if config.is_file() else None,
             "artefacts": sorted(run.hashes.items()),
             "sources": run.sources("eval/probes.json", "config.resolved.yaml", "manifest.json",
@@ -391,6 +403,8 @@ def _load_audits(run: _Run) -> dict[str, dict]:
 
 def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SAMPLES) -> dict:
     """Everything the template needs, read from ``run_dir``. Raises :class:`RunFolderError` without a manifest."""
+    from audited_ft.review import review_view
+
     run = _Run(Path(run_dir))
     m, gaps = run.manifest, []
     metrics, gates = run.load("eval/metrics.json"), run.load("gates.json")
@@ -402,17 +416,21 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
                 "overfitting": _overfitting(run, metrics, gaps),
                 "misalignment": _misalignment(run, metrics, n_samples, gaps),
                 "compute": _compute(run, metrics, train_summary, gaps),
+                "dependencies": _proprietary(run, gaps),
                 "transparency": _transparency(run, audits, gaps)}
     if gates is None:
         gaps.insert(0, ("Summary", "release gates", run.why_absent("gates.json", "gate")))
-    gaps.append(("Summary", "human evaluation (A/B review)", "no human review is recorded in the run folder"))
+    human_review = review_view(run.path)
+    if human_review is None:
+        gaps.append(("Summary", "human evaluation (A/B review)", "no human review is recorded in the run folder "
+                     "(audited-ft review RUN_DIR exports a blinded sheet; --import folds the ratings in)"))
     gaps.sort(key=lambda g: SECTIONS.index(g[0]))  # stable: keeps each section's own order
     stage_names = list(STAGES) + [s for s in run.stages if s not in STAGES]
     confidence = (metrics or {}).get("eval.confidence", 0.95)
     return {"title": title or f"Risk report — {m.get('run_id', run.path.name)}", "m": m, **sections,
             "verdict": _verdict(run, gates, audits, accepted),
             "gates": gates, "gate_rows": _gate_rows(gates, metrics), "why_gates": run.why_absent("gates.json", "gate"),
-            "accepted_risks": accepted_risks, "gaps": gaps, "sections": SECTIONS,
+            "accepted_risks": accepted_risks, "gaps": gaps, "sections": SECTIONS, "human_review": human_review,
             "metrics_present": metrics is not None,
             "stages": [(s, run.stages.get(s) or {}) for s in stage_names],
             "ci_label": f"{fmt_num(100 * confidence, 0)}% CI" if isinstance(confidence, (int, float)) else "CI",

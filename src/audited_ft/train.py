@@ -15,6 +15,7 @@ import time
 
 from audited_ft.config import Config
 from audited_ft.errors import ConfigError, RunFolderError
+from audited_ft.footprint import PowerSampler
 from audited_ft.runfolder import RunFolder, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,8 @@ def train_adapter(cfg: Config, rf: RunFolder) -> dict:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.time()
-    out = trainer.train()
+    with PowerSampler() as power:  # GPU power through nvidia-smi where there is one; unavailable (no error) elsewhere
+        out = trainer.train()
     seconds = time.time() - started
     stopping = _stopping(trainer, es.enabled)
     n_logged = len(trainer.state.log_history)
@@ -138,6 +140,7 @@ def train_adapter(cfg: Config, rf: RunFolder) -> dict:
         shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
     summary = _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg)
     summary.update(stopping)
+    summary["gpu_power"] = power.summary()
     write_json(rf / "train/summary.json", summary)
     rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json")
     return summary

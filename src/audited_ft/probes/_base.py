@@ -45,6 +45,11 @@ class Generator(Protocol):
     def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
         """(sum of token log-probabilities, token count) of each continuation given its context ("" allowed)."""
 
+    def token_logprobs(self, contexts: list[str], continuations: list[str],
+                       variant: str) -> list[list[tuple[str, float]]]:
+        """Per continuation token, (its text, its log-probability given the context and the tokens before it); the
+        texts join back to the continuation and the log-probabilities sum to ``score``'s sum."""
+
 
 def group_key(name: str) -> str:
     """A group or category name as a metric key part: lower case, [a-z0-9_-] only."""
