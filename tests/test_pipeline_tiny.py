@@ -63,3 +63,40 @@ def test_blocking_audit_stops_before_training(tiny_cfg, tmp_path):
     assert (run / "report.html").is_file()
     m = json.loads((run / "manifest.json").read_text())
     assert m["stages"]["train"]["status"] == "pending"
+
+
+def test_gate_against_a_baseline_run_and_gates_file(tiny_cfg, tmp_path):
+    """Regression through the real CLI on two real run folders: a tiny-model run, and the committed SmolLM2 sample
+    run (tests/data/sample_run, ROUGE-L of its adapter 0.45) as the baseline the tiny run falls far short of."""
+    import shutil
+    from xml.etree import ElementTree as ET
+
+    from tests.conftest import REPO
+
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("gates:\n  - {metric: rouge.rougeL.adapter, min: 0.0, reason: any overlap}\n"
+                     "regression: {default_tolerance: 0.05}\n")
+    r = runner.invoke(app, ["run", str(tiny_cfg), "--out", str(tmp_path), "--run-id", "t", "--gates", str(gates)])
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "t"
+    assert "any overlap" in (run / "config.resolved.yaml").read_text()  # the gates used are recorded
+    r = runner.invoke(app, ["gate", str(run), "--baseline", str(run)])
+    assert r.exit_code == 0 and "OK rouge.rougeL.adapter" in r.output and "verdict: PASSED" in r.output, r.output
+
+    sample = tmp_path / "sample"
+    shutil.copytree(REPO / "tests/data/sample_run", sample)
+    r = runner.invoke(app, ["gate", str(run), "--baseline", str(sample)])
+    assert r.exit_code == 1, r.output
+    assert "REGRESSED rouge.rougeL.adapter" in r.output and "verdict: FAILED" in r.output
+    assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
+    suite = ET.parse(run / "gates.junit.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "1" and suite.get("tests") == "2"
+    assert "❌ REGRESSED" in (run / "gates.md").read_text()
+    r = runner.invoke(app, ["report", str(run)])
+    assert r.exit_code == 0 and "regression against the baseline" in (run / "report.html").read_text()
+
+    # the sample's gates name bias and safety metrics the tiny run never measured: bad input, exit 2
+    r = runner.invoke(app, ["gate", str(sample), "--baseline", str(run)])
+    assert r.exit_code == 2 and "regression metrics name unknown metrics" in r.output, r.output
+    r = runner.invoke(app, ["gate", str(run), "--baseline", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "not a finished run folder" in r.output

@@ -59,6 +59,24 @@ def _guard(fn: Callable[[], int | None]) -> None:
     raise typer.Exit(code)
 
 
+GatesOpt = typer.Option(None, "--gates", help="A YAML file of gates (a list, or 'gates:' and 'regression:') used "
+                        "instead of the config's.")
+BaselineOpt = typer.Option(None, "--baseline", help="A finished run folder to compare with: a gated metric (or one "
+                           "under regression.metrics) that got worse beyond its tolerance fails the gate stage.")
+
+
+def _gates_overrides(gates: Optional[Path]) -> list[str]:
+    """A gates file as --set overrides, so the resolved config (and so the report) records the gates used."""
+    import json
+
+    from audited_ft.config import load_gates_file
+
+    if gates is None:
+        return []
+    raw = load_gates_file(gates)
+    return [f"{section}={json.dumps(raw[section])}" for section in ("gates", "regression") if section in raw]
+
+
 def _verdict(result) -> int:
     from audited_ft.runfolder import RunFolder
 
@@ -77,15 +95,16 @@ def run(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--ou
         set_: Optional[List[str]] = SetOpt, accept: Optional[List[str]] = AcceptOpt,
         accepted_by: Optional[str] = ByOpt,
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Cap on the items each probe evaluates "
-                                            "(same as --set eval.limit=N): a quick look, not a result to ship.")) -> None:
+                                            "(same as --set eval.limit=N): a quick look, not a result to ship."),
+        gates: Optional[Path] = GatesOpt, baseline: Optional[Path] = BaselineOpt) -> None:
     """The whole audited fine-tune: data → audits → train → probes → gates → report."""
     def body():
         from audited_ft.pipeline import run_pipeline, start_run
 
-        overrides = [*(set_ or []), *([f"eval.limit={limit}"] if limit else [])]
+        overrides = [*(set_ or []), *([f"eval.limit={limit}"] if limit else []), *_gates_overrides(gates)]
         cfg, rf = start_run(config, overrides, str(out) if out else None, run_id, accept, accepted_by)
         typer.echo(f"run folder: {rf.path}")
-        return _verdict(run_pipeline(cfg, rf))
+        return _verdict(run_pipeline(cfg, rf, baseline=baseline))
 
     _guard(body)
 
@@ -130,15 +149,7 @@ def _stage_command(stage: str) -> Callable[[Path], None]:
 
             cfg, rf = p.open_run(run_dir)
             result = getattr(p, f"stage_{stage}")(cfg, rf)
-            if stage == "gate":
-                for r in result["results"]:
-                    typer.echo(r["message"])
-                typer.echo(f"verdict: {'PASSED' if result['passed'] else 'FAILED'}")
-                failed = [r["metric"] for r in result["results"] if not r["passed"]]
-                p.finish(rf, result["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
-                if not result["passed"]:
-                    raise GateFailed(f"{sum(not r['passed'] for r in result['results'])} gate(s) failed")
-            elif stage == "report":
+            if stage == "report":
                 typer.echo(f"report: {result}")
             else:
                 typer.echo(f"{stage}: done — {rf.path}")
@@ -150,7 +161,6 @@ def _stage_command(stage: str) -> Callable[[Path], None]:
 
 for _stage, _help in (("train", "Train the QLoRA adapter of an existing run folder (after its audits passed)."),
                       ("eval", "Run the probes on base and adapter of an existing run folder."),
-                      ("gate", "Check the config's gates against eval/metrics.json (exit 1 on a failed gate)."),
                       ("report", "Render report.html for an existing run folder.")):
     app.command(name=_stage, help=_help)(_stage_command(_stage))
 
@@ -181,6 +191,36 @@ def review(run_dir: Path = RunDirArg,
             paths = export_review(run_dir, n=n, seed=seed)
             typer.echo(f"review sheet: {paths['html']}\nspreadsheet:  {paths['csv']}\n"
                        f"key:          {paths['key']} (keep it from the raters)")
+
+    _guard(body)
+
+
+@app.command()
+def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: Optional[Path] = BaselineOpt) -> None:
+    """Check gates against eval/metrics.json (and a baseline run); writes gates.json, gates.junit.xml, gates.md.
+    Exit 1 on a failed gate or a regression."""
+    def body():
+        import audited_ft.pipeline as p
+        from audited_ft.config import Gate, RegressionConfig, load_gates_file
+        from audited_ft.gates import failed_names
+
+        cfg, rf = p.open_run(run_dir)
+        if gates is not None:
+            raw = load_gates_file(gates)
+            cfg = cfg.model_copy(update={"gates": [Gate(**g) for g in raw["gates"]],
+                                         **({"regression": RegressionConfig(**raw["regression"])}
+                                            if "regression" in raw else {})})
+        result = p.stage_gate(cfg, rf, baseline=baseline)
+        lines = [r["message"] for r in result["results"]] + [
+            r["message"] for r in (result.get("baseline") or {}).get("results", [])]
+        for line in lines:
+            typer.echo(line)
+        typer.echo(f"verdict: {'PASSED' if result['passed'] else 'FAILED'}")
+        typer.echo(f"outputs: {rf / 'gates.json'}, {rf / 'gates.junit.xml'}, {rf / 'gates.md'}")
+        failed = failed_names(result)
+        p.finish(rf, result["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+        if not result["passed"]:
+            raise GateFailed(f"{len(failed)} gate(s) failed")
 
     _guard(body)
 

@@ -221,6 +221,27 @@ class Gate(_Strict):
         return self
 
 
+class RegressionMetric(_Strict):
+    direction: Literal["higher_is_better", "lower_is_better"] = Field(
+        description="Which way is better for this metric; a move the other way beyond the tolerance is a regression.")
+    tolerance: Optional[float] = Field(None, ge=0, description="Allowed worsening (absolute; None: default_tolerance).")
+
+
+class RegressionConfig(_Strict):
+    """How ``audited-ft gate RUN --baseline BASE`` compares a run with a baseline run's metrics."""
+
+    default_tolerance: float = Field(0.02, ge=0, description=(
+        "Allowed worsening of a metric against the baseline (absolute, in the metric's own unit) before it counts as a "
+        "regression. Runs with the same config and seed give the same numbers; a changed data set or model moves them."))
+    tolerances: dict[str, float] = Field(default_factory=dict, description=(
+        "Per-metric tolerance overrides, keyed by metric (e.g. rouge.rougeL.adapter: 0.05)."))
+    from_gates: bool = Field(True, description=(
+        "Also compare every gated metric (its point estimate), the direction read from the gate: a gate with only "
+        "'min' means higher is better, one with only 'max' lower is better."))
+    metrics: dict[str, RegressionMetric] = Field(default_factory=dict, description=(
+        "Further metrics to compare with the baseline, with their direction (and optional tolerance)."))
+
+
 class AcceptedRisk(_Strict):
     audit: str = Field(description="Audit whose failure is accepted.")
     by: str = Field(description="Who accepted the risk.")
@@ -266,6 +287,8 @@ class Config(_Strict):
     accepted_risks: list[AcceptedRisk] = Field(default_factory=list)
     probes: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"rouge": {}}, description="Probe name → options.")
     gates: list[Gate] = Field(default_factory=list)
+    regression: RegressionConfig = Field(default_factory=RegressionConfig, description=(
+        "Comparison with a baseline run (audited-ft gate RUN --baseline BASE)."))
     report: ReportConfig = Field(default_factory=ReportConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig, description=(
         "Power, facility and grid figures for the report's energy and CO2e estimate."))
@@ -414,6 +437,26 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
     return validate_config(raw, source=str(path), base_dir=path.resolve().parent)
+
+
+def load_gates_file(path: str | Path) -> dict:
+    """A separate gates file (``--gates FILE``): a YAML list of gates, or a mapping with ``gates:`` and optionally
+    ``regression:``. Returns the raw sections, checked, ready to use as config overrides."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--gates {path}: file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--gates {path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    if isinstance(raw, list):
+        raw = {"gates": raw}
+    if not isinstance(raw, dict) or "gates" not in raw or set(raw) - {"gates", "regression"}:
+        raise ConfigError(f"--gates {path}: expected a list of gates, or a mapping with 'gates' (and optionally "
+                          f"'regression'), got {type(raw).__name__}"
+                          + (f" with keys {sorted(raw)}" if isinstance(raw, dict) else ""))
+    validate_config({"data": {"source": "unused"}, **raw}, source=str(path))  # every problem, with its field
+    return raw
 
 
 def validate_config(raw: dict, source: str = "<config>", base_dir: Path | None = None) -> Config:

@@ -128,11 +128,11 @@ def stage_eval(cfg: Config, rf: RunFolder) -> None:
         run_probes(cfg, rf)
 
 
-def stage_gate(cfg: Config, rf: RunFolder) -> dict:
+def stage_gate(cfg: Config, rf: RunFolder, baseline: Path | None = None) -> dict:
     from audited_ft.gates import check_gates
 
     with rf.stage("gate") as info:
-        result = check_gates(cfg, rf)
+        result = check_gates(cfg, rf, baseline=baseline)
         info["passed"] = result["passed"]
     return result
 
@@ -157,8 +157,11 @@ def finish(rf: RunFolder, passed: bool, why: str = "") -> RunResult:
 
 
 # ----------------------------------------------------------------------------------------------- the whole job
-def run_pipeline(cfg: Config, rf: RunFolder) -> RunResult:
-    """All stages in order. A blocking audit stops before training; the report is rendered either way."""
+def run_pipeline(cfg: Config, rf: RunFolder, baseline: Path | None = None) -> RunResult:
+    """All stages in order. A blocking audit stops before training; the report is rendered either way. With
+    ``baseline`` (a finished run folder), the gate stage also fails on regressions against it."""
+    from audited_ft.gates import failed_names
+
     stage_data(cfg, rf)
     audits = stage_audit(cfg, rf)
     if not audits["passed"]:
@@ -167,8 +170,8 @@ def run_pipeline(cfg: Config, rf: RunFolder) -> RunResult:
         return result
     stage_train(cfg, rf)
     stage_eval(cfg, rf)
-    gates = stage_gate(cfg, rf)
-    failed = [r["metric"] for r in gates["results"] if not r["passed"]]
+    gates = stage_gate(cfg, rf, baseline=baseline)
+    failed = failed_names(gates)
     result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
     stage_report(cfg, rf)
     return result

@@ -96,6 +96,21 @@ def template_dir() -> Path:
                          "run from a source checkout or reinstall audited_ft")
 
 
+def reflow(doc: str) -> str:
+    """A docstring as prose: hard-wrapped lines of a paragraph joined, paragraphs and bullet items ("* ", "- ")
+    kept on lines of their own, RST double backquotes made single."""
+    out = []
+    for para in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
+        lines: list[str] = []
+        for line in para.splitlines():
+            if not lines or re.match(r"\s*[*•-] ", line):
+                lines.append(line.strip())
+            else:
+                lines[-1] += " " + line.strip()
+        out.append("\n".join(lines))
+    return "\n\n".join(out).replace("``", "`")
+
+
 def _environment(folder: Path) -> Any:
     import jinja2
 
@@ -103,7 +118,7 @@ def _environment(folder: Path) -> Any:
                              undefined=jinja2.StrictUndefined, finalize=_finalize, trim_blocks=True,
                              lstrip_blocks=True)
     env.filters.update(num=fmt_num, clip=clip, full=lambda v: clip(v, FULL_CHARS), cell=_cell,
-                       doc=lambda v, limit=1200: clip(inspect.cleandoc(str(v)), limit) if v else "—")
+                       doc=lambda v, limit=1200: clip(reflow(str(v)), limit) if v else "—")
     env.tests["long"] = lambda v, limit=CLIP_CHARS: v is not None and len(neutralise(v)) > limit
     return env
 
@@ -196,8 +211,47 @@ def _audit_view(audit: dict | None, accepted: bool, *group: str) -> dict | None:
             "description": audit.get("description"), "summary": _flatten(audit.get("summary") or {}),
             "group": group, "counts": _group_count(findings, *group), "n_findings": len(findings),
             "truncated": audit.get("findings_truncated"), "examples": examples,
+            "tables": (_pii_tables if audit.get("name") == "pii" else _leakage_tables if audit.get("name") == "leakage"
+                       else lambda _: [])(audit.get("summary") or {}) if isinstance(audit.get("summary"), dict) else [],
             "redactions": [(k, v) for k, v in _flatten(audit.get("summary") or {}) if "redact" in k.lower()],
             "n_redacted": (audit.get("summary") or {}).get("redactions_applied")}
+
+
+def _pii_tables(summary: dict) -> list[dict]:
+    """Entity × split counts with each entity's policy, threshold and redactions: the table a reviewer reads first."""
+    counts, redactions = summary.get("counts") or {}, summary.get("redactions") or {}
+    splits = [s for s in counts if isinstance(counts.get(s), dict)]
+    entities = summary.get("entities") or sorted({e for s in splits for e in counts[s]})
+    rows = [[e, (summary.get("policy") or {}).get(e), (summary.get("min_score") or {}).get(e),
+             *[counts[s].get(e) for s in splits], sum(counts[s].get(e) or 0 for s in splits),
+             sum((redactions.get(s) or {}).get(e) or 0 for s in splits)] for e in entities]
+    return [{"caption": "Detections per entity type and split, with the policy applied (counts of all findings)",
+             "columns": ["entity", "policy", "min score", *splits, "total", "redacted"], "rows": rows}]
+
+
+def _leakage_tables(summary: dict) -> list[dict]:
+    """Findings per kind with its policy and per split pair; contamination per evaluation set."""
+    policy = (summary.get("settings") or {}).get("policy") or {}
+    pairs: list[str] = []
+    for kind in ("exact_cross_split", "near_duplicate_cross_split", "ngram_overlap_cross_split"):
+        pairs += [p for p in (summary.get(kind) or {}) if p not in pairs]
+    rows = []
+    for kind, total in (summary.get("totals") or {}).items():
+        by_pair = summary.get(kind) if kind in ("exact_cross_split", "near_duplicate_cross_split",
+                                                "ngram_overlap_cross_split") else None
+        cells = [sum(v for v in (by_pair.get(p) or {}).values() if isinstance(v, (int, float)))
+                 if isinstance(by_pair, dict) and p in by_pair else None for p in pairs]
+        rows.append([kind, policy.get(kind), total, *cells])
+    tables = [{"caption": "Findings per kind, the action its policy takes, and pairs per split pair (fields summed)",
+               "columns": ["kind", "policy", "findings", *(p.replace("~", " ↔ ") for p in pairs)], "rows": rows}]
+    sets = ((summary.get("contamination") or {}).get("sets") or {})
+    if sets:
+        tables.append({"caption": "Contamination of the training data by each evaluation set (exact or shared "
+                                  f"{(summary.get('contamination') or {}).get('ngram', '')}-word n-gram)",
+                       "columns": ["evaluation set", "probe", "source", "items", "contaminated", "percent"],
+                       "rows": [[name, v.get("probe"), v.get("source"), v.get("probes"), v.get("contaminated"),
+                                 v.get("percent")] for name, v in sets.items() if isinstance(v, dict)]})
+    return tables
 
 
 # verdict -------------------------------------------------------------------------------------------------------------
@@ -207,6 +261,9 @@ def _verdict(run: _Run, gates: dict | None, audits: dict[str, dict], accepted: s
     for g in (gates or {}).get("results") or []:
         if g.get("passed") is False:
             blockers.append(f"gate failed: {g.get('message') or g.get('metric')}")
+    for r in ((gates or {}).get("baseline") or {}).get("results") or []:
+        if r.get("passed") is False:
+            blockers.append(f"regression against the baseline: {r.get('message') or r.get('metric')}")
     if gates is not None and gates.get("passed") is False and not blockers:
         blockers.append("gates.json reports passed = false")
     listed = [str(n) for n in (run.load("audits/summary.json") or {}).get("blocking") or []]
@@ -266,7 +323,7 @@ def _dataset(run: _Run, audits: dict[str, dict], accepted: set[str], gaps: list)
             "why": run.why_absent("data/stats.json", "data"),
             "chart": charts.length_histograms((stats or {}).get("lengths") or {}),
             "pii": _audit_view(audits.get("pii"), "pii" in accepted, "entity", "split"),
-            "leakage": _audit_view(audits.get("leakage"), "leakage" in accepted, "kind", "splits"),
+            "leakage": _audit_view(audits.get("leakage"), "leakage" in accepted, "kind", "field"),
             "sources": run.sources("data/stats.json", "audits/pii.json", "audits/leakage.json", "audits/profile.json")}
 
 

@@ -65,7 +65,7 @@ BBQ_PANELS = (
 BOLD_MEASURES = (("toxicity", "Toxicity of continuations per group", "toxicity (classifier score, 0–1)", None, None),
                  ("sentiment", "Sentiment of continuations per group", "sentiment (VADER compound, −1 to +1)",
                   0.0, "neutral (0)"))
-_CAPTION = ("base (grey, diagonal hatch, upper bar) and adapter (blue, dotted hatch, lower bar) per group; "
+_CAPTION = ("base (grey, hatch rising to the right, upper bar) and adapter (blue, hatch falling to the right, lower bar) per group; "
             "whiskers are the {ci}; the dotted line is the reference.")
 
 

@@ -58,3 +58,13 @@ def test_stereotyped_adapter_raises_the_crows_pairs_stereotype_rate(tmp_path):
     assert m[f"{key}.delta.ci_low"] > 0, m
     assert m[f"{key}.adapter"] > m[f"{key}.base.ci_high"]
     assert m["bias.crows_pairs.loglik_margin.delta.ci_low"] > 0
+    _default_gate_fails(cfg, m, "bias.crows_pairs.stereotype_rate.delta")
+
+
+def _default_gate_fails(cfg, metrics: dict, metric: str) -> None:
+    """The shipped default config's gate on ``metric`` stops this deliberately bad adapter."""
+    from audited_ft.gates import evaluate_gate
+
+    gate = next(g for g in cfg.gates if g.metric == metric)
+    result = evaluate_gate(gate, metrics)
+    assert result["passed"] is False, result["message"]

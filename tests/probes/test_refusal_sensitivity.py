@@ -93,3 +93,13 @@ def test_adapter_trained_to_comply_lowers_the_refusal_rate(tmp_path):
     assert out.info["levels"]["base"]["harmful_refusal_rate"] >= 0.5, out.info["examples"]
     assert m["safety.refusal.rate.delta.ci_high"] < 0, m
     assert out.info["paired_test"]["adapter"]["exact_p_value"] < 0.05
+    _default_gate_fails(cfg, out.metrics, "safety.refusal.rate.delta")
+
+
+def _default_gate_fails(cfg, metrics: dict, metric: str) -> None:
+    """The shipped default config's gate on ``metric`` stops this deliberately bad adapter."""
+    from audited_ft.gates import evaluate_gate
+
+    gate = next(g for g in cfg.gates if g.metric == metric)
+    result = evaluate_gate(gate, metrics)
+    assert result["passed"] is False, result["message"]

@@ -73,3 +73,13 @@ def test_adapter_trained_on_toxic_text_raises_toxicity(tmp_path):
         assert m[f"toxicity.{s}.expected_max_toxicity.delta.ci_low"] > 0, summary
     assert out.info["scorer"]["name"] == "jigsaw-bilstm"
     assert max(w["toxicity"] for w in out.info["worst"] if w["variant"] == "adapter") >= 0.5
+    _default_gate_fails(cfg, m, "toxicity.rtp.expected_max_toxicity.delta")
+
+
+def _default_gate_fails(cfg, metrics: dict, metric: str) -> None:
+    """The shipped default config's gate on ``metric`` stops this deliberately bad adapter."""
+    from audited_ft.gates import evaluate_gate
+
+    gate = next(g for g in cfg.gates if g.metric == metric)
+    result = evaluate_gate(gate, metrics)
+    assert result["passed"] is False, result["message"]
