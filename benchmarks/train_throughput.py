@@ -1,0 +1,186 @@
+"""QLoRA training throughput on a realistic length distribution: stock padded batches vs our packed path (issue 7).
+
+Useful tokens per second (pad tokens do not count) and peak GPU memory for each configuration, on the 7B-shaped random
+Llama that ``../shared/bench/stock_qlora_baseline.py`` writes to /tmp/llama_7b (run that script first, in the same
+device call: its fixed-length figures are the reference the issue quotes). Row lengths are drawn (seeded) from
+``benchmarks/data/dialogsum_train_token_lengths.json`` — DialogSum train rows as trained (chat + prompt template,
+SmolLM2 tokenizer; lengths only) — and cut at ``--max-length``.
+
+Configurations (``--configs``, comma-separated; the model is loaded once per group of equal checkpointing/kernels):
+  stock:B=4            B rows per step padded to the longest (dynamic padding, the HF default), attention mask,
+                       paged AdamW 32-bit, gradient checkpointing — the tutorial's stock recipe on real lengths
+  packed:T=4096:L=1024 examples packed first-fit into T/L rows of at most L tokens (L defaults to T), T tokens per
+                       step, no attention mask: position ids restart per example, so attention stays within an
+                       example (transformers' packed-sequence mask); paged AdamW 8-bit
+  ...+liger            liger-kernel's fused RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
+  ...:nogc             without gradient checkpointing
+
+    python3 benchmarks/train_throughput.py --model /tmp/llama_7b --configs stock:B=4,packed:T=4096 --out $OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def parse(spec: str) -> dict:
+    kind, *opts = spec.split(":")
+    base, *extras = kind.split("+")
+    cfg = {"spec": spec, "kind": base, "liger": "liger" in extras, "gc": True, "B": 4, "T": 4096, "L": None}
+    for o in opts:
+        if o == "nogc":
+            cfg["gc"] = False
+        else:
+            k, v = o.split("=")
+            cfg[k] = int(v)
+    cfg["L"] = cfg["L"] or cfg["T"]
+    return cfg
+
+
+def batches(cfg: dict, lengths: list[int], steps: int, seed: int) -> list[list[list[int]]]:
+    """Per optimizer step, the batch rows, each a list of example lengths: B examples one per row (stock), or
+    examples packed first-fit into T/L rows of at most L tokens (packed)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(steps):
+        if cfg["kind"] == "stock":
+            out.append([[rng.choice(lengths)] for _ in range(cfg["B"])])
+            continue
+        bins: list[list[int]] = [[] for _ in range(max(1, cfg["T"] // cfg["L"]))]
+        misses = 0
+        while misses < 8:  # stop after 8 draws in a row that fit nowhere
+            n = rng.choice(lengths)
+            fit = next((b for b in bins if sum(b) + n <= cfg["L"]), None)
+            if fit is None:
+                misses += 1
+            else:
+                fit.append(n)
+        out.append([b for b in bins if b])
+    return out
+
+
+def tensors(cfg: dict, rows: list[list[int]], vocab: int) -> dict:
+    width = max(sum(r) for r in rows)
+    ids = torch.randint(0, vocab, (len(rows), width), device="cuda")
+    if cfg["kind"] == "stock":
+        mask = torch.zeros_like(ids)
+        for i, (n,) in enumerate(rows):
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+    # packed: no attention mask; position ids restart at every example, which transformers turns into a
+    # block-diagonal causal mask (examples never see each other); a row's tail padding is one more "example"
+    pos = torch.zeros_like(ids)
+    labels = ids.clone()
+    for i, row in enumerate(rows):
+        start = 0
+        for n in row + ([width - sum(row)] if sum(row) < width else []):
+            pos[i, start:start + n] = torch.arange(n, device="cuda")
+            labels[i, start] = -100  # no loss across an example boundary
+            start += n
+        labels[i, sum(row):] = -100
+    return {"input_ids": ids, "position_ids": pos, "labels": labels}
+
+
+def load(path: str, use_gc: bool, liger: bool):
+    import bitsandbytes  # noqa: F401
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if liger:
+        from liger_kernel.transformers import apply_liger_kernel_to_llama
+
+        apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, fused_linear_cross_entropy=True)
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=q, dtype=torch.bfloat16,
+                                                 device_map={"": 0}, attn_implementation="sdpa")
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc)
+    model.config.use_cache = False
+    return get_peft_model(model, LoraConfig(r=64, lora_alpha=16, lora_dropout=0.05, target_modules=TARGETS,
+                                            task_type="CAUSAL_LM"))
+
+
+def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab: int) -> dict:
+    import bitsandbytes as bnb
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (bnb.optim.PagedAdamW32bit if cfg["kind"] == "stock" else bnb.optim.PagedAdamW8bit)(params, lr=2e-4)
+    model.train()
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    plan = batches(cfg, lengths, warmup + steps, seed=hash(cfg["spec"]) % 1000)
+    times, useful, padded, rates = [], 0, 0, []
+    for k, rows in enumerate(plan):
+        batch = tensors(cfg, rows, vocab)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        if k >= warmup:
+            times.append(time.perf_counter() - start)
+            n = sum(map(sum, rows))
+            useful += n
+            padded += batch["input_ids"].numel()
+            rates.append(n / times[-1])
+    del opt
+    return {**{k: cfg[k] for k in ("spec", "kind", "liger", "gc")}, "B": cfg["B"] if cfg["kind"] == "stock" else None,
+            "T": cfg["T"] if cfg["kind"] != "stock" else None, "L": cfg["L"] if cfg["kind"] != "stock" else None,
+            "steps": steps, "useful_tokens_per_s": round(statistics.median(rates), 1),  # median step, as the stock script
+            "mean_useful_tokens_per_s": round(useful / sum(times), 1), "tokens_per_step": round(useful / steps),
+            "padding_share": round(1 - useful / padded, 4), "median_step_s": round(statistics.median(times), 4),
+            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "loss": round(float(loss), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="/tmp/llama_7b")
+    ap.add_argument("--lengths", type=Path, default=Path(__file__).parent / "data/dialogsum_train_token_lengths.json")
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--configs", default="stock:B=4,stock:B=16,packed:T=2048,packed:T=4096")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    lengths = [min(n, args.max_length) for n in json.loads(args.lengths.read_text())["lengths"]]
+    cfgs = [parse(s) for s in args.configs.split(",")]
+    groups: dict[tuple, list[dict]] = {}
+    for c in cfgs:
+        groups.setdefault((c["gc"], c["liger"]), []).append(c)
+    results = []
+    for (use_gc, liger), group in groups.items():
+        model = load(args.model, use_gc, liger)
+        vocab = model.config.vocab_size
+        for c in group:
+            try:
+                r = measure(model, c, lengths, args.steps, args.warmup, vocab)
+            except torch.OutOfMemoryError:
+                r = {"spec": c["spec"], "error": "out of memory"}
+            print(json.dumps(r), flush=True)
+            results.append(r)
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+    info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "max_length": args.max_length,
+            "mean_row_tokens": round(statistics.mean(lengths), 1), "results": results}
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "train_throughput.json").write_text(json.dumps(info, indent=1))
+
+
+if __name__ == "__main__":
+    main()
