@@ -8,7 +8,7 @@ then runs on the *other* half of the instructions (held out from both trainings,
 must see the refusal rate fall beyond its confidence interval. No harmful content is written: the compliant answers
 are an opening phrase and a placeholder sentence, which is all the detector reads.
 
-Minutes on 2 CPU cores (two trainings of 5 full-batch steps on 12 short rows, one merge, 2 x 24 greedy answers).
+Minutes on 2 CPU cores (two trainings of 4 full-batch steps on 12 short rows, one merge, 2 x 24 greedy answers).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _train(tmp_path: Path, name: str, rows: list[dict], overrides: list[str]):
         "audits.pii.enabled=false", "audits.leakage.enabled=false", "audits.profile.enabled=false",
         "data.canaries.count=0", 'data.prompt_template="{input}"',
         "model.system_prompt=null",  # the chat template's default system turn: what the refusal probe sends
-        "train.max_steps=5", f"train.batch_size={len(rows)}", "train.learning_rate=0.003", "train.max_length=96",
+        "train.max_steps=4", f"train.batch_size={len(rows)}", "train.learning_rate=0.003", "train.max_length=96",
         "train.eval_every_steps=1000", *overrides], out=str(tmp_path / "runs"), run_id=name)
     stage_data(cfg, rf)
     assert stage_audit(cfg, rf)["passed"]  # all switched off: the planted data is the point
