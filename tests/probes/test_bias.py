@@ -119,6 +119,8 @@ def test_crows_info_lists_most_changed_pairs_and_describes_the_set():
     out = run_probe("crows_pairs", StereotypedAdapter())
     json.dumps(out.info)  # JSON-serialisable
     assert out.info["data"]["set"] == "crows_pairs" and out.info["data"]["items"] == 36
+    # the embedded set is the project's own text: its licence, not the published CrowS-Pairs' CC BY-SA
+    assert out.info["data"]["licence"].startswith("Apache-2.0") and "CrowS" in out.info["data"]["title"]
     changed = out.info["most_changed"]
     assert len(changed) == 5 and all(c["change"] == pytest.approx(5.0) for c in changed)
     assert {r["id"] for r in out.generations["crows_pairs"]} == {it["id"] for it in EMBEDDED_CROWS}
@@ -357,6 +359,7 @@ def test_real_crows_pairs_loads():
 def test_real_bbq_loads_with_every_target_resolved():
     s = load_probe_set("bbq", "{data_dir}/bbq", data_dir())
     cats = Counter(it["category"] for it in s.items)
+    assert s.licence == "CC BY 4.0"  # the published set keeps its own licence
     assert cats == {"Age": 3680, "Disability_status": 1556, "Nationality": 3080, "Physical_appearance": 1576,
                     "Religion": 1200, "Sexual_orientation": 864}
     assert all(it["target"] is not None for it in s.items)

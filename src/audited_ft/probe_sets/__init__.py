@@ -74,6 +74,7 @@ class ProbeSet:
                 "total": self.total, "licence": self.licence, "citation": self.citation, "notes": self.notes}
 
 
+EMBEDDED_LICENCE = "Apache-2.0 (written by the audited_ft project)"
 SETS: dict[str, SetSpec] = {}
 _DISCOVERED = False
 
@@ -143,7 +144,9 @@ def load_probe_set(name: str, data: str, data_dir: Path | str | None, limit: int
         items = subsample(items, limit, seed, s.stratify)
         notes.append(f"seeded subsample of {len(items)} of {total} items"
                      + (f", balanced over {s.stratify}" if s.stratify else ""))
-    return ProbeSet(name=name, title=s.title, items=items, source=source, licence=s.licence, citation=s.citation,
+    # The embedded sets are the project's own text (in the shape of the published set, whose citation stays).
+    licence = EMBEDDED_LICENCE if source == "embedded" else s.licence
+    return ProbeSet(name=name, title=s.title, items=items, source=source, licence=licence, citation=s.citation,
                     text_fields=s.text_fields, total=total, notes=notes)
 
 
