@@ -100,3 +100,45 @@ def test_gate_against_a_baseline_run_and_gates_file(tiny_cfg, tmp_path):
     assert r.exit_code == 2 and "regression metrics name unknown metrics" in r.output, r.output
     r = runner.invoke(app, ["gate", str(run), "--baseline", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "not a finished run folder" in r.output
+
+
+def test_several_adapters_on_one_base_switched_and_mixed(tiny_cfg, tmp_path):
+    """Two adapters trained on the same base: `eval --adapter` measures the second on run A's loaded base exactly as
+    run B measured it alone, and one mixed batch (PEFT's per-row adapter routing) answers as each variant alone."""
+    from audited_ft.generation import ModelUnderTest
+    from audited_ft.pipeline import open_run
+
+    for rid, lr in (("a", "0.0002"), ("b", "0.02")):
+        r = runner.invoke(app, ["run", str(tiny_cfg), "--out", str(tmp_path), "--run-id", rid,
+                                "--set", f"train.learning_rate={lr}"])
+        assert r.exit_code == 0, r.output
+    a, b = tmp_path / "a", tmp_path / "b"
+    alone_a = json.loads((a / "eval/metrics.json").read_text())
+    alone_b = json.loads((b / "eval/metrics.json").read_text())
+    r = runner.invoke(app, ["eval", str(a), "--adapter", f"other={b / 'train/adapter'}"])
+    assert r.exit_code == 0, r.output
+    assert "variants: base, adapter, other" in r.output and "peak memory process_rss" in r.output
+    both = json.loads((a / "eval/metrics.json").read_text())
+    for key in ("rouge.rougeL.adapter", "rouge.rougeL.base", "rouge.rouge1.delta"):
+        assert both[key] == alone_a[key], key
+    assert both["rouge.rougeL.other.adapter"] == alone_b["rouge.rougeL.adapter"]
+    assert both["rouge.rougeL.other.base"] == alone_a["rouge.rougeL.base"]
+    manifest = json.loads((a / "manifest.json").read_text())
+    assert manifest["eval"]["extra_adapters"] == {"other": str(b / "train/adapter")}
+
+    cfg, rf = open_run(a)
+    model = ModelUnderTest(cfg, a / "train/adapter", batch_size=4, extra_adapters={"other": b / "train/adapter"})
+    prompts = [model.prompt(row["input"]) for row in json.loads("[" + ",".join(
+        (a / "data/test.jsonl").read_text().splitlines()) + "]")][:4]
+    alone = {v: model.generate(prompts, v, 6) for v in ("base", "adapter", "other")}
+    assert len({tuple(x) for x in alone.values()}) > 1, "the variants must answer differently for this to test anything"
+    variants = [("base", "adapter", "other")[i % 3] for i in range(3 * len(prompts))]
+    mixed = model.generate_mixed([p for p in prompts for _ in range(3)], variants, 6)
+    expected = [alone[v][i // 3] for i, v in enumerate(variants)]
+    assert mixed == expected
+
+    r = runner.invoke(app, ["eval", str(a), "--adapter", f"other={tmp_path}"])
+    assert r.exit_code == 2 and "not a PEFT adapter folder" in r.output
+    r = runner.invoke(app, ["eval", str(a), "--adapter", f"Base={b / 'train/adapter'}"])
+    assert r.exit_code == 2 and "adapter name" in r.output
+    assert json.loads((a / "manifest.json").read_text())["stages"]["eval"]["status"] == "done"  # left as it was

@@ -13,7 +13,7 @@ from typing import Callable, List, Optional
 
 import typer
 
-from audited_ft.errors import AuditedFTError, GateFailed
+from audited_ft.errors import AuditedFTError, ConfigError, GateFailed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Audited QLoRA fine-tuning: data audits gate training; probes compare base and adapter; "
@@ -160,7 +160,6 @@ def _stage_command(stage: str) -> Callable[[Path], None]:
 
 
 for _stage, _help in (("train", "Train the QLoRA adapter of an existing run folder (after its audits passed)."),
-                      ("eval", "Run the probes on base and adapter of an existing run folder."),
                       ("report", "Render report.html for an existing run folder.")):
     app.command(name=_stage, help=_help)(_stage_command(_stage))
 
@@ -191,6 +190,35 @@ def review(run_dir: Path = RunDirArg,
             paths = export_review(run_dir, n=n, seed=seed)
             typer.echo(f"review sheet: {paths['html']}\nspreadsheet:  {paths['csv']}\n"
                        f"key:          {paths['key']} (keep it from the raters)")
+
+    _guard(body)
+
+
+@app.command(name="eval")
+def eval_(run_dir: Path = RunDirArg,
+          adapter: Optional[List[str]] = typer.Option(None, "--adapter", help="NAME=ADAPTER_DIR: also evaluate this "
+                                                      "adapter on the same loaded base (repeatable); its metrics get "
+                                                      "keys <metric>.NAME.*")) -> None:
+    """Run the probes on base and adapter of an existing run folder (and further adapters on the same base)."""
+    def body():
+        import audited_ft.pipeline as p
+        from audited_ft.evaluate import check_extra_adapters
+
+        extra = {}
+        for spec in adapter or []:
+            name, sep, path = spec.partition("=")
+            if not sep or not name or not path:
+                raise ConfigError(f"--adapter {spec!r}: expected NAME=ADAPTER_DIR")
+            if name in extra:
+                raise ConfigError(f"--adapter {name}: named twice")
+            extra[name] = Path(path)
+        extra = check_extra_adapters(extra)  # before the run folder is touched
+        cfg, rf = p.open_run(run_dir)
+        p.stage_eval(cfg, rf, extra_adapters=extra)
+        typer.echo(f"eval: done — {rf.path}")
+        peak = (rf.manifest().get("eval") or {}).get("peak_memory_mb") or {}
+        typer.echo(f"variants: {', '.join((rf.manifest().get('eval') or {}).get('variants') or [])}; peak memory "
+                   + ", ".join(f"{k} {v:.0f} MB" for k, v in peak.items()))
 
     _guard(body)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from audited_ft.config import Config
 from audited_ft.probes import PROBES, ProbeContext
@@ -13,10 +14,12 @@ from audited_ft.runfolder import RunFolder, write_json, write_jsonl
 log = logging.getLogger(__name__)
 
 
-def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
+def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str, Path] | None = None) -> dict[str, float]:
     """Run the enabled probes; write ``eval/metrics.json``, ``eval/probes.json`` and ``eval/generations/*.jsonl``.
 
-    ``model`` lets tests hand in a fake generator; by default the run's base + adapter are loaded once.
+    ``model`` lets tests hand in a fake generator; by default the run's base + adapter are loaded once, plus
+    ``extra_adapters`` (name → adapter folder) on the same base: each is compared with the base under its own keys
+    (``<metric>.<name>.{base,adapter,delta}``), the run's adapter keeps the plain keys.
     """
     from audited_ft.prepare import load_splits
 
@@ -25,12 +28,15 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
     if model is None:
         from audited_ft.generation import CachedModel, ModelUnderTest, adapter_hash
 
-        model = CachedModel(ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size), rf / "eval/cache",
+        extra = check_extra_adapters(extra_adapters)
+        model = CachedModel(ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size, extra_adapters=extra),
+                            rf / "eval/cache",
                             identity={"model": cfg.model.name_or_path, "revision": cfg.model.revision,
                                       "template": cfg.data.prompt_template, "system": cfg.model.system_prompt,
                                       "quantization": cfg.quantization.model_dump(),
                                       "dequantize_base": cfg.eval.dequantize_base},
-                            adapter_hashes={"adapter": adapter_hash(adapter_dir)})
+                            adapter_hashes={"adapter": adapter_hash(adapter_dir),
+                                            **{n: adapter_hash(p) for n, p in extra.items()}})
     ctx = ProbeContext(model=model, splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(),
                        max_new_tokens=cfg.eval.max_new_tokens, bootstrap_samples=cfg.eval.bootstrap_samples,
                        confidence=cfg.eval.confidence, seed=cfg.run.seed)
@@ -55,6 +61,9 @@ def run_probes(cfg: Config, rf: RunFolder, model=None) -> dict[str, float]:
     write_json(rf / "eval/probes.json", probes_info)
     rf.update_manifest(eval={"precision": getattr(model, "precision", "unknown"),
                              "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}",
+                             "variants": list(getattr(model, "variants", ())),
+                             "extra_adapters": {n: str(p) for n, p in (extra_adapters or {}).items()},
+                             "peak_memory_mb": _peak_memory_mb(),
                              "cache": {"hits": getattr(model, "hits", 0), "misses": getattr(model, "misses", 0)}})
     rf.record_artefacts("eval")
     return metrics
@@ -70,3 +79,38 @@ def _limited(options, limit: int | None):
             current = getattr(options, field)
             changes[field] = limit if current is None else min(current, limit)
     return options.model_copy(update=changes) if changes else options
+
+
+def check_extra_adapters(extra: dict[str, Path] | None) -> dict[str, Path]:
+    """Further adapters to evaluate (name → folder): names usable as metric key parts, folders holding an adapter."""
+    import re
+
+    from audited_ft.errors import ConfigError
+
+    out = {}
+    for name, path in (extra or {}).items():
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name) or name in ("base", "adapter", "default"):
+            raise ConfigError(f"--adapter {name}=...: an adapter name is lower-case letters, digits, '_' or '-' "
+                              f"(starting with a letter), and not 'base', 'adapter' or 'default'")
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise ConfigError(f"--adapter {name}={path}: no adapter_config.json there — not a PEFT adapter folder "
+                              "(a run folder's adapter is RUN/train/adapter)")
+        out[name] = Path(path)
+    return out
+
+
+def _peak_memory_mb() -> dict:
+    """Peak memory of this process (and of the GPU, when one was used): base + every adapter loaded once."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    out = {"process_rss": round(rss, 1)}
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            out["cuda_allocated"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except ImportError:
+        pass
+    return out

@@ -14,9 +14,16 @@ log = logging.getLogger(__name__)
 
 
 class ModelUnderTest:
-    variants = ("base", "adapter")
+    """One loaded base with the run's adapter ("adapter") and any further adapters switched in place.
 
-    def __init__(self, cfg: Config, adapter_dir: Path, batch_size: int = 16):
+    Variants: "base" (every adapter disabled), "adapter" (the run's own) and one per extra adapter, by name. The base
+    weights are loaded once; an adapter adds only its LoRA matrices.
+    """
+
+    variants: tuple[str, ...] = ("base", "adapter")
+
+    def __init__(self, cfg: Config, adapter_dir: Path, batch_size: int = 16,
+                 extra_adapters: dict[str, Path] | None = None):
         import torch
         from peft import PeftModel
 
@@ -33,11 +40,16 @@ class ModelUnderTest:
         self.precision = _precision(cfg)
         if cfg.quantization.load_in_4bit and cfg.eval.dequantize_base:
             base = base.dequantize()
+        extra = dict(extra_adapters or {})  # names checked by audited_ft.evaluate.check_extra_adapters
         try:
-            self.model = PeftModel.from_pretrained(base, str(adapter_dir))
-        except (ValueError, RuntimeError, OSError) as exc:
+            self.model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name="default")
+            for name, path in extra.items():
+                adapter_dir = path
+                self.model.load_adapter(str(path), adapter_name=name)
+        except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{adapter_dir}: cannot load this adapter on {cfg.model.name_or_path!r}: "
                              f"{str(exc).splitlines()[0][:300]}") from None
+        self.variants = ("base", "adapter", *extra)
         self.model.eval()
         self._torch = torch
 
@@ -60,7 +72,35 @@ class ModelUnderTest:
     def _variant(self, variant: str):
         import contextlib
 
-        return self.model.disable_adapter() if variant == "base" else contextlib.nullcontext()
+        if variant == "base":
+            return self.model.disable_adapter()
+        if variant not in self.variants:
+            raise ValueError(f"unknown variant {variant!r} (have {', '.join(self.variants)})")
+        self.model.set_adapter("default" if variant == "adapter" else variant)
+        return contextlib.nullcontext()
+
+    def generate_mixed(self, prompts: list[str], variants: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy continuations where each prompt names its own variant, in one batch per length bucket: PEFT routes
+        each row through its adapter (or none, for "base"). Same answers as ``generate`` per variant."""
+        torch = self._torch
+        names = ["__base__" if v == "base" else "default" if v == "adapter" else v for v in variants]
+        unknown = sorted(set(variants) - set(self.variants))
+        if unknown:
+            raise ValueError(f"unknown variant(s) {unknown} (have {', '.join(self.variants)})")
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[str | None] = [None] * len(prompts)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.model.device)
+                gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                          pad_token_id=self.tokenizer.pad_token_id,
+                                          adapter_names=[names[i] for i in idx])
+                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                for i, t in zip(idx, texts):
+                    out[i] = t.strip()
+        return out  # type: ignore[return-value]
 
     def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
         """(sum of log-probabilities, token count) of each continuation given its context, in input order.

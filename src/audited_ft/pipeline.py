@@ -121,11 +121,11 @@ def stage_train(cfg: Config, rf: RunFolder) -> None:
         info.update({"steps": s["steps"], "train_tokens": s["train_tokens"]})
 
 
-def stage_eval(cfg: Config, rf: RunFolder) -> None:
+def stage_eval(cfg: Config, rf: RunFolder, extra_adapters: dict[str, Path] | None = None) -> None:
     from audited_ft.evaluate import run_probes
 
     with rf.stage("eval"):
-        run_probes(cfg, rf)
+        run_probes(cfg, rf, extra_adapters=extra_adapters)
 
 
 def stage_gate(cfg: Config, rf: RunFolder, baseline: Path | None = None) -> dict:

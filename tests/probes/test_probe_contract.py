@@ -50,3 +50,21 @@ def test_eval_limit_caps_every_probe_with_an_item_option():
     assert _limited(PROBES.get("rouge").Options(), 7).max_items == 7
     crows = PROBES.get("crows_pairs").Options()
     assert _limited(crows, 12).limit == 12 and _limited(crows, None) is crows
+
+
+class _ThreeVariants(FakeModel):
+    """Base, the run's adapter, and a second adapter ("other") that answers like the base."""
+
+    variants = ("base", "adapter", "other")
+
+
+@pytest.mark.parametrize("name", PROBES.names())
+def test_probe_reports_every_adapter_against_the_base(name, splits):
+    """Several adapters evaluated in one run (one loaded base): each non-base variant gets its own keys, the run's
+    adapter keeps the plain ones, and no key is written twice with different meanings."""
+    probe = PROBES.get(name)(PROBES.get(name).Options())
+    out = probe.run(ProbeContext(model=_ThreeVariants(splits["test"]), splits=splits, bootstrap_samples=200))
+    plain = {k for k in out.metrics if k.endswith(".delta")}
+    other = {k for k in plain if ".other." in k}
+    assert other, "the second adapter has its own metric keys"
+    assert {k.replace(".other.", ".") for k in other} <= plain, "each adapter metric has the run adapter's twin"
