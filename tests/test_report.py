@@ -293,3 +293,15 @@ def test_browser_renders_sections_and_runs_no_injected_code(run_dir: Path, tmp_p
     assert shot.is_file() and shot.stat().st_size > 20_000
     if os.environ.get("AFT_REPORT_SCREENSHOT"):  # keep the PNG for a human to look at
         shutil.copy(shot, os.environ["AFT_REPORT_SCREENSHOT"])
+
+
+def test_dataset_section_states_the_data_licence(tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "sample_run", run)
+    html = render_report(run).read_text(encoding="utf-8")
+    assert '<th scope="row">licence</th><td>Apache-2.0 (synthetic, written by the audited_ft project)</td>' in html
+    (run / "config.resolved.yaml").write_text("data: {source: x.jsonl}\n")
+    html = render_report(run).read_text(encoding="utf-8")
+    assert "not stated in the config (data.licence): check it before shipping" in html

@@ -320,11 +320,25 @@ def _dataset(run: _Run, audits: dict[str, dict], accepted: set[str], gaps: list)
     cleaning = (stats or {}).get("cleaning") or {}
     reasons = sorted({r for c in cleaning.values() for r in (c.get("dropped") or {})})
     return {"stats": stats, "cleaning": cleaning, "reasons": reasons, "profile": _profile_view(audits.get("profile")),
+            "licence": _data_licence(run),
             "why": run.why_absent("data/stats.json", "data"),
             "chart": charts.length_histograms((stats or {}).get("lengths") or {}),
             "pii": _audit_view(audits.get("pii"), "pii" in accepted, "entity", "split"),
             "leakage": _audit_view(audits.get("leakage"), "leakage" in accepted, "kind", "field"),
             "sources": run.sources("data/stats.json", "audits/pii.json", "audits/leakage.json", "audits/profile.json")}
+
+
+def _data_licence(run: _Run) -> str:
+    """The training data's licence as the config states it (``data.licence``), or a plain "not stated"."""
+    import yaml
+
+    path = run.path / "config.resolved.yaml"
+    try:
+        data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return "not stated (config.resolved.yaml is absent or unreadable)"
+    licence = data.get("licence") if isinstance(data, dict) else None
+    return str(licence) if licence else "not stated in the config (data.licence): check it before shipping"
 
 
 def _profile_view(profile: dict | None) -> dict | None:
