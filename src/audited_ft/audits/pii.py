@@ -7,11 +7,14 @@ checks this on DialogSum), only faster:
 * spaCy's tagger, attribute ruler and lemmatizer are skipped: Presidio needs only entities and sentence boundaries
   (the NER may not cross a parser sentence boundary, so the parser stays). Lemmas serve one purpose, raising the score
   of a pattern match that has a context word ("phone", "ssn") before it. When a recognizer that uses context words
-  matched anything in a text, that one text is analysed again the stock way, with lemmas;
+  matched anything in a text, the skipped components run on that text's doc (reusing its tok2vec output) and the text
+  is analysed again with lemmas, as the stock engine would;
 * recognizers that can only match digits (phone, SSN, card, IBAN, passport, licence) skip texts without any;
+* the model's matrix products use numpy's BLAS instead of blis (``_cpu_ops``), one BLAS thread per worker;
 * worker processes (``workers``), forked after the model is loaded, so it is loaded once.
-On Python < 3.12 spaCy's compiled parser takes the GIL twice per state lookup (its wheels are built with Cython
-profiling hooks there): measured on one machine, stock Presidio ran ~1.5x and this scan ~2x faster on Python 3.12.
+On Python < 3.12 spaCy's wheels are compiled with Cython profiling hooks that make its NER ~2.8x slower;
+``make setup`` rebuilds those modules without them (``audited_ft.spacy_build``), and the audit result says which
+build ran (``summary.spacy_build``).
 """
 
 from __future__ import annotations
@@ -287,7 +290,7 @@ class _Review:
             "policy": {e: self.policy(e) for e in entities}, "min_score": {e: self.min_score(e) for e in entities},
             "allow_list_size": len(self.allow), "value_hash": "sha256(salt + value)[:16]; "
             + ("fixed salt from hash_salt" if self.opts.hash_salt is not None else "random per-run salt, not stored"),
-            "warnings": list(scanner.warnings)}
+            "spacy_build": scanner.spacy_build, "warnings": list(scanner.warnings)}
 
 
 # ---------------------------------------------------------------------------------------------------- scanning --
@@ -365,7 +368,7 @@ class PresidioScanner:
         # words are unused (said in our own warning): noise at every run, so kept quiet while loading.
         presidio_log.setLevel(logging.ERROR)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _cpu_ops():
                 warnings.simplefilter("ignore", UserWarning)
                 self.engine = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=conf).create_engine(),
                                              context_aware_enhancer=self.enhancer)
@@ -375,13 +378,17 @@ class PresidioScanner:
         self.entities = [e for e in entities if e in self.supported]
         self.entities_without_digits = [e for e in self.entities if e not in _DIGIT_ENTITIES]
         self.nlp = self.engine.nlp_engine.nlp["en"] if self.kind == "spacy" else None
+        self.spacy_build = None
+        if self.nlp is not None:
+            from audited_ft.spacy_build import status
+
+            self.spacy_build = status()
         # Presidio moves spaCy to the GPU when torch sees CUDA and cupy is installed (PRESIDIO_DEVICE=cpu prevents
         # it). A GPU-backed model cannot be shared with forked workers, so it then scans in this process.
         self.device = "cpu"
-        if self.nlp is not None:
-            from thinc.api import get_current_ops
-
-            self.device = "gpu" if get_current_ops().name in ("cupy", "mps") else "cpu"
+        if self.nlp is not None and self.nlp.pipe_names:
+            ops = self.nlp.get_pipe(self.nlp.pipe_names[-1]).model.ops.name
+            self.device = "gpu" if ops in ("cupy", "mps") else "cpu"
         self.skip = _skippable_components(self.nlp) if self.nlp is not None else []
         if self.nlp is not None and "ner" in self.nlp.pipe_names:
             # spaCy labels Presidio has no name for (MONEY, CARDINAL, ...) are dropped, as Presidio's own default
@@ -411,13 +418,36 @@ class PresidioScanner:
             self.enhancer.cheap = True
             try:
                 res = self.engine.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts)
-                out.append([(r.entity_type, r.start, r.end, r.score) for r in res])
             except _NeedsLemmas:
                 self.enhancer.cheap = False
-                out.append(self.analyze_stock(text))
+                res = self.engine.analyze(text, language="en", entities=self.entities,
+                                          nlp_artifacts=self._with_lemmas(doc))
             finally:
                 self.enhancer.cheap = False
+            out.append([(r.entity_type, r.start, r.end, r.score) for r in res])
         return out
+
+    def _with_lemmas(self, doc) -> "NlpArtifacts":
+        """The stock artefacts of a text already through tok2vec, parser and NER: the skipped tagging and lemma
+        components run on that same doc (they read the tok2vec output kept on it, as in the full pipeline, and
+        none of them touches entities or sentence starts, see ``_skippable_components``)."""
+        for name in self.skip:
+            doc = self.nlp.get_pipe(name)(doc)
+        return self.engine.nlp_engine._doc_to_nlp_artifact(doc, "en")
+
+
+def _cpu_ops():
+    """The thinc backend the spaCy model is built with: numpy's BLAS (OpenBLAS in numpy's wheels) instead of blis,
+    unless the GPU is in use. spaCy's tok2vec layers are matrix products of a few hundred columns, where OpenBLAS ran
+    1.3-1.6x faster than blis on one core of this project's CI machine; ``benchmarks/pii_scan.py`` checks that the
+    findings (and scores) stay identical to stock Presidio's."""
+    import contextlib
+
+    from thinc.api import get_current_ops, use_ops
+
+    if get_current_ops().name != "numpy":  # a GPU was chosen before: leave it (Presidio may also pick one itself)
+        return contextlib.nullcontext()
+    return use_ops("numpy", use_blis=False)
 
 
 _LOADED: dict[tuple, PresidioScanner] = {}
@@ -458,6 +488,10 @@ def _worker_init(model: str, entities: tuple[str, ...], batch_size: int) -> None
     global _WORKER
     if _WORKER is None or _WORKER.key != (model, tuple(entities), batch_size):
         _WORKER = PresidioScanner(model, entities, batch_size)
+    # One BLAS thread per worker: the workers already use every core.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
     # The loaded model is long-lived: freezing it spares the cyclic GC from walking it over and over.
     gc.freeze()
 
@@ -478,7 +512,7 @@ def _chunks(texts: list[str], chunk_chars: int) -> list[list[str]]:
 
 
 def scan_texts(scanner: PresidioScanner, texts: list[str], workers: Optional[int] = None,
-               chunk_chars: int = 20_000) -> list[list[tuple]]:
+               chunk_chars: int = 100_000) -> list[list[tuple]]:
     """Raw detections for every text (same order); identical texts are scanned once; several processes if useful."""
     from tqdm.auto import tqdm
 
