@@ -30,14 +30,18 @@ def test_trainer_arguments(tmp_path):
     from audited_ft.runfolder import RunFolder
     from audited_ft.train import _sft_config
 
-    off = _sft_config(_cfg(eval_every_steps=5), RunFolder(tmp_path), "cpu", torch.float32)
+    off = _sft_config(_cfg(eval_every_steps=5, checkpoint_every_steps=0), RunFolder(tmp_path), "cpu", torch.float32)
     assert off.save_strategy == "no" and not off.load_best_model_at_end
+    resumable = _sft_config(_cfg(eval_every_steps=5, checkpoint_every_steps=7), RunFolder(tmp_path), "cpu",
+                            torch.float32)
+    assert resumable.save_strategy == "steps" and resumable.save_steps == 7 and not resumable.save_only_model
+    assert resumable.save_total_limit == 1 and not resumable.load_best_model_at_end
     on = _sft_config(_cfg(eval_every_steps=5, early_stopping={"enabled": True}), RunFolder(tmp_path), "cpu",
                      torch.float32)
     # transformers needs matching evaluation and save schedules to restore the best checkpoint
     assert on.save_strategy == on.eval_strategy == "steps" and on.save_steps == on.eval_steps == 5
     assert on.load_best_model_at_end and on.metric_for_best_model == "eval_loss" and on.greater_is_better is False
-    assert on.save_only_model
+    assert not on.save_only_model  # optimizer and RNG state too: a killed run resumes from it
 
 
 @pytest.fixture(scope="module")

@@ -65,8 +65,11 @@ def md_escape(value: Any, limit: int = INLINE_CHARS) -> Markup:
 
 
 def code_str(value: Any) -> Markup:
-    """A Python string literal for a fenced code block: ASCII only, no backtick or angle bracket, one line."""
-    literal = json.dumps(_WS.sub(" ", str(value)).strip(), ensure_ascii=True)
+    """A Python string literal for a fenced code block: ASCII only, no backtick or angle bracket, one line, at most
+    ``INLINE_CHARS`` characters of the value (a longer one is clipped with an ellipsis)."""
+    text = _WS.sub(" ", str(value)).strip()
+    text = text if len(text) <= INLINE_CHARS else text[:INLINE_CHARS] + "…"
+    literal = json.dumps(text, ensure_ascii=True)
     return Markup(literal.replace("`", "\\u0060").replace("<", "\\u003c").replace(">", "\\u003e"))
 
 

@@ -14,6 +14,7 @@ from typing import Callable, List, Optional
 import typer
 
 from audited_ft.errors import AuditedFTError, ConfigError, GateFailed
+from audited_ft.textsafe import TerminalSafeFilter, for_terminal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Audited QLoRA fine-tuning: data audits gate training; probes compare base and adapter; "
@@ -32,9 +33,15 @@ def _setup_logging(verbose: bool) -> None:
 
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", datefmt="%H:%M:%S",
-                        handlers=[RichHandler(show_path=False, markup=False, rich_tracebacks=False)])
+                        handlers=[_safe(RichHandler(show_path=False, markup=False, rich_tracebacks=False))])
     for noisy in ("httpx", "urllib3", "presidio-analyzer", "filelock", "datasets", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _safe(handler: logging.Handler) -> logging.Handler:
+    """The log handler with control characters in messages shown as visible escapes (log lines quote data values)."""
+    handler.addFilter(TerminalSafeFilter())
+    return handler
 
 
 def _guard(fn: Callable[[], int | None]) -> None:
@@ -43,18 +50,26 @@ def _guard(fn: Callable[[], int | None]) -> None:
     try:
         code = fn() or 0
     except GateFailed as exc:
-        typer.echo(f"FAILED: {exc}", err=True)
+        typer.echo(f"FAILED: {for_terminal(exc)}", err=True)
         raise typer.Exit(1) from None
     except AuditedFTError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {for_terminal(exc)}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug: say so plainly; AFT_DEBUG=1 shows the traceback
+        if isinstance(exc, OSError):  # a full disk or a permission is the user's to fix (exit 2), not a bug
+            from audited_ft.runfolder import disk_error_message
+
+            msg = disk_error_message(exc.filename, exc, atomic=False)
+            if msg is not None:
+                typer.echo(f"error: {for_terminal(msg)}", err=True)
+                raise typer.Exit(2) from None
         if os.environ.get("AFT_DEBUG") == "1":
             raise
-        typer.echo(f"internal error ({type(exc).__name__}): {exc}\nRe-run with AFT_DEBUG=1 for the traceback.", err=True)
+        typer.echo(f"internal error ({type(exc).__name__}): {for_terminal(exc)}\n"
+                   "Re-run with AFT_DEBUG=1 for the traceback.", err=True)
         raise typer.Exit(3) from None
     raise typer.Exit(code)
 
@@ -85,12 +100,16 @@ def _verdict(result) -> int:
     if (result.run_dir / "report.html").exists():
         typer.echo(f"report:     {result.run_dir / 'report.html'}")
     typer.echo(f"verdict:    {'PASSED' if result.passed else 'FAILED'}"
-               + (f" ({m['failed_because']})" if m.get("failed_because") else ""))
+               + (f" ({for_terminal(m['failed_because'])})" if m.get("failed_because") else ""))
     return 0 if result.passed else 1
 
 
 @app.command()
-def run(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--out", help="Output root (default: run.out_dir)."),
+def run(config: Optional[Path] = typer.Argument(None, help="YAML config file (not with --resume).", show_default=False),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="Finish an interrupted run in its folder "
+                                              "(RUN_DIR): completed stages are kept, training continues from its "
+                                              "last checkpoint, evaluation reuses cached answers."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Output root (default: run.out_dir)."),
         run_id: Optional[str] = typer.Option(None, "--run-id", help="Run folder name (default: time-name-random)."),
         set_: Optional[List[str]] = SetOpt, accept: Optional[List[str]] = AcceptOpt,
         accepted_by: Optional[str] = ByOpt,
@@ -99,12 +118,27 @@ def run(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--ou
         gates: Optional[Path] = GatesOpt, baseline: Optional[Path] = BaselineOpt) -> None:
     """The whole audited fine-tune: data → audits → train → probes → gates → report."""
     def body():
-        from audited_ft.pipeline import run_pipeline, start_run
+        from audited_ft.pipeline import resume_pipeline, run_pipeline, start_run
+        from audited_ft.runfolder import RunFolder
 
+        if resume is not None:
+            given = [flag for flag, value in (("CONFIG", config), ("--out", out), ("--run-id", run_id),
+                                              ("--set", set_), ("--accept-risk", accept), ("--limit", limit),
+                                              ("--gates", gates)) if value]
+            if given:
+                raise ConfigError(f"--resume continues a run with its own resolved config; {', '.join(given)} "
+                                  f"cannot be given with it")
+            rf = RunFolder.open(resume)
+            with rf.lock():
+                typer.echo(f"resuming: {rf.path}")
+                return _verdict(resume_pipeline(rf, baseline=baseline))
+        if config is None:
+            raise ConfigError("run needs a CONFIG file (or --resume RUN_DIR)")
         overrides = [*(set_ or []), *([f"eval.limit={limit}"] if limit else []), *_gates_overrides(gates)]
         cfg, rf = start_run(config, overrides, str(out) if out else None, run_id, accept, accepted_by)
-        typer.echo(f"run folder: {rf.path}")
-        return _verdict(run_pipeline(cfg, rf, baseline=baseline))
+        with rf.lock():
+            typer.echo(f"run folder: {rf.path}")
+            return _verdict(run_pipeline(cfg, rf, baseline=baseline))
 
     _guard(body)
 
@@ -116,7 +150,8 @@ def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt) -> No
         from audited_ft.config import load_config
 
         cfg = load_config(config, set_)
-        typer.echo(f"{config}: OK — model {cfg.model.name_or_path}, audits {', '.join(cfg.enabled('audit')) or 'none'}, "
+        typer.echo(f"{config}: OK — model {for_terminal(cfg.model.name_or_path)}, "
+                   f"audits {', '.join(cfg.enabled('audit')) or 'none'}, "
                    f"probes {', '.join(cfg.enabled('probe')) or 'none'}, {len(cfg.gates)} gate(s)")
 
     _guard(body)
@@ -131,11 +166,12 @@ def audit(config: Path = ConfigArg, out: Optional[Path] = typer.Option(None, "--
         from audited_ft.pipeline import stage_audit, stage_data, start_run
 
         cfg, rf = start_run(config, set_, str(out) if out else None, run_id, accept, accepted_by)
-        stage_data(cfg, rf)
-        summary = stage_audit(cfg, rf)
+        with rf.lock():
+            stage_data(cfg, rf)
+            summary = stage_audit(cfg, rf)
         typer.echo(f"run folder: {rf.path}")
         for name, status in summary["audits"].items():
-            typer.echo(f"  {name}: {status}")
+            typer.echo(for_terminal(f"  {name}: {status}"))
         if not summary["passed"]:
             raise GateFailed(f"blocking audit(s): {', '.join(summary['blocking'])} — training would not start")
 
@@ -148,7 +184,8 @@ def _stage_command(stage: str) -> Callable[[Path], None]:
             import audited_ft.pipeline as p
 
             cfg, rf = p.open_run(run_dir)
-            result = getattr(p, f"stage_{stage}")(cfg, rf)
+            with rf.lock():
+                result = getattr(p, f"stage_{stage}")(cfg, rf)
             if stage == "report":
                 typer.echo(f"report: {result}")
             else:
@@ -212,9 +249,11 @@ def eval_(run_dir: Path = RunDirArg,
             if name in extra:
                 raise ConfigError(f"--adapter {name}: named twice")
             extra[name] = Path(path)
-        extra = check_extra_adapters(extra)  # before the run folder is touched
+        extra = check_extra_adapters(extra)  # names, folders and weight files, before the run folder is read
         cfg, rf = p.open_run(run_dir)
-        p.stage_eval(cfg, rf, extra_adapters=extra)
+        extra = check_extra_adapters(extra, run_adapter=rf / "train/adapter")  # same base; before it is touched
+        with rf.lock():
+            p.stage_eval(cfg, rf, extra_adapters=extra)
         typer.echo(f"eval: done — {rf.path}")
         peak = (rf.manifest().get("eval") or {}).get("peak_memory_mb") or {}
         typer.echo(f"variants: {', '.join((rf.manifest().get('eval') or {}).get('variants') or [])}; peak memory "
@@ -238,15 +277,16 @@ def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: 
             cfg = cfg.model_copy(update={"gates": [Gate(**g) for g in raw["gates"]],
                                          **({"regression": RegressionConfig(**raw["regression"])}
                                             if "regression" in raw else {})})
-        result = p.stage_gate(cfg, rf, baseline=baseline)
+        with rf.lock():
+            result = p.stage_gate(cfg, rf, baseline=baseline)
+            failed = failed_names(result)
+            p.finish(rf, result["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
         lines = [r["message"] for r in result["results"]] + [
             r["message"] for r in (result.get("baseline") or {}).get("results", [])]
         for line in lines:
-            typer.echo(line)
+            typer.echo(for_terminal(line))
         typer.echo(f"verdict: {'PASSED' if result['passed'] else 'FAILED'}")
         typer.echo(f"outputs: {rf / 'gates.json'}, {rf / 'gates.junit.xml'}, {rf / 'gates.md'}")
-        failed = failed_names(result)
-        p.finish(rf, result["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
         if not result["passed"]:
             raise GateFailed(f"{len(failed)} gate(s) failed")
 
@@ -263,7 +303,7 @@ def list_components() -> None:
         for title, reg in (("audits", AUDITS), ("probes", PROBES)):
             typer.echo(f"{title}:")
             for name, line in reg.describe():
-                typer.echo(f"  {name:<16} {line}")
+                typer.echo(for_terminal(f"  {name:<16} {line}"))
 
     _guard(body)
 

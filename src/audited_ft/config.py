@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +19,7 @@ from audited_ft.errors import ConfigError
 from audited_ft.registry import did_you_mean
 
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
+_DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz", ".parquet")
 
 
 class _Strict(BaseModel):
@@ -171,6 +173,10 @@ class TrainConfig(_Strict):
         "auto", description="auto: on for CUDA, off on CPU (on CPU it costs time and small models fit anyway).")
     optimizer: str = Field("auto", description="auto: paged_adamw_8bit on CUDA, adamw_torch on CPU; or a transformers optim name.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train and evaluate.")
+    checkpoint_every_steps: int = Field(50, ge=0, description=(
+        "Save a resumable checkpoint (adapter, optimizer, scheduler, RNG state) every N optimizer steps into "
+        "train/checkpoints (the latest kept), so `audited-ft run --resume RUN_DIR` continues a killed run from it; "
+        "0: none. Removed once the adapter is saved. With early stopping, checkpoints follow eval_every_steps."))
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, description=(
         "Stop on a validation-loss plateau and restore the best checkpoint (needs a validation split). Checkpoints "
         "are saved at every evaluation while training and removed afterwards."))
@@ -193,7 +199,11 @@ class QuantizationConfig(_Strict):
 
 class EvalConfig(_Strict):
     max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="Items per model call on the CPU (generation and scoring).")
+    gpu_batch_size: Union[int, Literal["auto"]] = Field("auto", description=(
+        "Items per model call on CUDA. auto: as many sequences as the KV cache of the longest prompt plus "
+        "max_new_tokens fits in 60% of the GPU memory left after loading, at most 256 (large batches are the "
+        "biggest lever of generation speed on a GPU; benchmarks/eval_throughput.py)."))
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     report_samples: int = Field(6, ge=0, description="Side-by-side samples shown in the report.")
@@ -300,8 +310,14 @@ class Config(_Strict):
         """Expand '{data_dir}' and make relative paths relative to the config file; hub ids pass through."""
         if "{data_dir}" in value:
             value = value.replace("{data_dir}", str(self.data_dir()))
-        p = Path(value).expanduser()
+        try:
+            p = Path(value).expanduser()
+        except RuntimeError:  # "~user/..." for an unknown user: the data stage says so
+            return value
         if not p.is_absolute() and (self._base_dir / p).exists():
+            return str((self._base_dir / p).resolve())
+        if not p.exists() and not p.is_absolute() and value.lower().endswith(_DATA_SUFFIXES):
+            # A missing relative file: name it where it was looked for (beside the config), not as the bare text.
             return str((self._base_dir / p).resolve())
         return str(p) if p.exists() or p.is_absolute() else value
 
@@ -336,16 +352,16 @@ def _fmt_loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc)
 
 
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _parse_scalar(text: str) -> Any:
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-4" as a string
-            return float(value)
-        except ValueError:
-            pass
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads "1e-4" as a string; only that form ("nan", "inf" stay text)
     return value
 
 
@@ -391,28 +407,48 @@ def _registry_errors(raw: dict) -> list[str]:
                               f"Registered: {', '.join(reg.names()) or 'none'}")
                 continue
             if not isinstance(opts, (dict, type(None))):
-                errors.append(f"{kind}.{name}: expected a mapping of options (got {opts!r})")
+                errors.append(f"{kind}.{name}: expected a mapping of options (got {_short(opts)})")
                 continue
             try:
-                reg.get(name).Options(**(opts or {}))
+                reg.get(name).Options.model_validate(opts or {})
             except ValidationError as exc:
-                errors += [f"{kind}.{name}.{_fmt_loc(e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()]
-    for i, risk in enumerate(raw.get("accepted_risks") or []):
+                errors += [f"{kind}.{name}.{_fmt_loc(e['loc'])}: {e['msg']} (got {_short(e.get('input'))})"
+                           for e in exc.errors()]
+    risks = raw.get("accepted_risks")
+    for i, risk in enumerate(risks if isinstance(risks, list) else []):  # not a list: the model reports it
         name = risk.get("audit") if isinstance(risk, dict) else None
         if isinstance(name, str) and name not in AUDITS.names():
             errors.append(f"accepted_risks.{i}.audit: unknown audit '{name}'.{did_you_mean(name, AUDITS.names())}")
     return errors
 
 
+def _short(value: Any, n: int = 200) -> str:
+    """repr of a value, cut: an error about a whole section must not print the whole section."""
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds, directly or as the values of a dict / items of a list (fields_by_split)."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in reversed(typing.get_args(annotation)):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _field_hint(e: dict, model: type[BaseModel] = None) -> str:
     if e["type"] == "extra_forbidden" and len(e["loc"]) >= 1:
         # Find the sibling field names to suggest the one meant.
-        node: Any = Config
+        node: Any = model or Config
         for part in e["loc"][:-1]:
             fields = getattr(node, "model_fields", {})
             if part in fields:
-                ann = fields[part].annotation
-                node = ann if isinstance(ann, type) else node
+                node = _model_in(fields[part].annotation) or node
         names = list(getattr(node, "model_fields", {}))
         return did_you_mean(str(e["loc"][-1]), names)
     return ""
@@ -425,18 +461,42 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}, line {line}: not valid UTF-8 (byte offset {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 4]!r}); save the config as UTF-8") from None
+    except OSError as exc:  # permissions, a broken link
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    raw = _parse_yaml(text, str(path))
+    if raw is None and overrides:
+        raw = {}  # an empty file completed by --set
     if raw is None:
-        raw = {}
+        raise ConfigError(f"{path}: the config file is empty; it needs at least a 'data:' section "
+                          "(see configs/default.yaml)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
     return validate_config(raw, source=str(path), base_dir=path.resolve().parent)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """YAML text → Python, or one ConfigError naming the line and column (PyYAML's own message spans lines)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a NUL, a control character)
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        line, column = text.count("\n", 0, exc.position) + 1, exc.position - text.rfind("\n", 0, exc.position)
+        raise ConfigError(f"{where}, line {line}, column {column}: not valid YAML (the character {char} is not "
+                          "allowed in YAML)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        raise ConfigError(f"{where}{at}: not valid YAML ({what or str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML (nested too deeply)") from None
 
 
 def load_gates_file(path: str | Path) -> dict:
@@ -444,11 +504,12 @@ def load_gates_file(path: str | Path) -> dict:
     ``regression:``. Returns the raw sections, checked, ready to use as config overrides."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"--gates {path}: file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--gates {path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    raw = _parse_yaml(text, f"--gates {path}")
     if isinstance(raw, list):
         raw = {"gates": raw}
     if not isinstance(raw, dict) or "gates" not in raw or set(raw) - {"gates", "regression"}:
@@ -463,7 +524,7 @@ def validate_config(raw: dict, source: str = "<config>", base_dir: Path | None =
     errors: list[str] = []
     cfg = None
     try:
-        cfg = Config(**raw)
+        cfg = Config.model_validate(raw)  # not Config(**raw): YAML keys need not be strings
     except ValidationError as exc:
         for e in exc.errors():
             loc = _fmt_loc(e["loc"]) or "(top)"
@@ -472,7 +533,7 @@ def validate_config(raw: dict, source: str = "<config>", base_dir: Path | None =
             elif e["type"] == "missing":
                 errors.append(f"{loc}: required key is missing")
             else:
-                errors.append(f"{loc}: {e['msg']} (got {e['input']!r})")
+                errors.append(f"{loc}: {e['msg']} (got {_short(e.get('input'))})")
     errors += _registry_errors(raw)
     if errors:
         raise ConfigError(f"{source}: config is not well-formed, found the following errors:\n"

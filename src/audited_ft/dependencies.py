@@ -7,7 +7,8 @@ eval/probes.json) and, for Python packages, from the installed metadata of the e
 
 Flags (a row may carry several): ``closed`` proprietary or commercial licence; ``non_commercial`` CC BY-NC and the like;
 ``restricted`` a custom licence with use restrictions (Llama 2 Community Licence, RAIL); ``api_bound`` needs a remote
-service at run time; ``unknown_licence`` no licence found, or text not recognised — a person must check it.
+service at run time; ``unknown_licence`` no licence found, or text not recognised — a person must check it;
+``remote_code`` the base model's own Python code was allowed to run (``model.trust_remote_code``).
 Blind spots: licence strings are classified by pattern, not read; transitive dependencies and system libraries are not
 listed; a package's licence is read from today's environment, which may differ from the run's (a note says so).
 """
@@ -23,7 +24,8 @@ from audited_ft.errors import RunFolderError
 
 FLAG_LABELS = {"closed": "closed / proprietary licence", "non_commercial": "non-commercial use only",
                "restricted": "custom licence with use restrictions", "api_bound": "needs a remote service at run time",
-               "unknown_licence": "licence unknown: check by hand"}
+               "unknown_licence": "licence unknown: check by hand",
+               "remote_code": "runs code shipped with the model (trust_remote_code)"}
 _NC = re.compile(r"\bNC\b|non[- ]?commercial|research[- ]only|research purposes only", re.I)
 _LLAMA = re.compile(r"llama[ -]?\d|llama community|meta llama", re.I)
 _RESTRICTED = re.compile(r"\bRAIL\b|openrail|gemma terms|acceptable use", re.I)
@@ -118,7 +120,10 @@ def _model_rows(model: dict, cfg_model: dict, versions: dict) -> list[dict]:
         if not revision:
             notes.append("no revision pinned: the hub may serve different weights later")
     if model.get("trust_remote_code") or cfg_model.get("trust_remote_code"):
-        notes.append("trust_remote_code: model code from the hub was executed")
+        flags.append("remote_code")
+        notes.append("trust_remote_code is on (model.trust_remote_code in the config): Python code shipped with the "
+                     "model, in its folder or hub repository, was allowed to run in this run; read that code before "
+                     "trusting the run or its results")
     return [_row("base model", name, version, licence,
                  src if licence else "not recorded in the manifest or the config", tuple(flags), tuple(notes))]
 

@@ -81,8 +81,10 @@ def _limited(options, limit: int | None):
     return options.model_copy(update=changes) if changes else options
 
 
-def check_extra_adapters(extra: dict[str, Path] | None) -> dict[str, Path]:
-    """Further adapters to evaluate (name → folder): names usable as metric key parts, folders holding an adapter."""
+def check_extra_adapters(extra: dict[str, Path] | None, run_adapter: Path | None = None) -> dict[str, Path]:
+    """Further adapters to evaluate (name → folder): names usable as metric key parts, folders holding an adapter
+    with safetensors weights and, given the run's own adapter, trained on the same base model. Checked before the
+    run folder is touched, so a wrong argument leaves the run's manifest as it was."""
     import re
 
     from audited_ft.errors import ConfigError
@@ -96,6 +98,13 @@ def check_extra_adapters(extra: dict[str, Path] | None) -> dict[str, Path]:
             raise ConfigError(f"--adapter {name}={path}: no adapter_config.json there — not a PEFT adapter folder "
                               "(a run folder's adapter is RUN/train/adapter)")
         out[name] = Path(path)
+    if out:
+        from audited_ft.generation import check_adapter_weights, check_same_base
+
+        for folder in out.values():
+            check_adapter_weights(folder)
+        if run_adapter is not None and Path(run_adapter).is_dir():
+            check_same_base(Path(run_adapter), out)
     return out
 
 

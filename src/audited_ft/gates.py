@@ -22,6 +22,7 @@ from audited_ft.config import Config, Gate
 from audited_ft.errors import ConfigError, RunFolderError
 from audited_ft.registry import did_you_mean
 from audited_ft.runfolder import RunFolder, atomic_write_text, read_json, write_json
+from audited_ft.textsafe import escape_controls
 
 
 def _key(gate: Gate) -> str:
@@ -166,7 +167,11 @@ def _cases(out: dict) -> list[tuple[str, str, dict]]:
 def junit_xml(out: dict, run_id: str) -> str:
     """JUnit XML: one ``testcase`` per gate and per baseline comparison; failures carry the one-line explanation."""
     cases = _cases(out)
-    suite = ET.Element("testsuite", name=f"audited_ft gates ({run_id})", tests=str(len(cases)),
+    # Metric names can come from data (a probe's group names): control characters are invalid in XML 1.0.
+    cases = [(classname, escape_controls(name), {**r, "message": escape_controls(r["message"]),
+                                                 "reason": escape_controls(r["reason"]) if r.get("reason") else None})
+             for classname, name, r in cases]
+    suite = ET.Element("testsuite", name=f"audited_ft gates ({escape_controls(run_id)})", tests=str(len(cases)),
                        failures=str(sum(not r["passed"] for _, _, r in cases)), errors="0", skipped="0")
     for classname, name, r in cases:
         case = ET.SubElement(suite, "testcase", classname=f"audited_ft.{classname}", name=name, time="0")
@@ -182,7 +187,9 @@ def junit_xml(out: dict, run_id: str) -> str:
 
 
 def _md(text: Any) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    # Control characters shown as escapes; no backtick, so a name cannot close the code span it is printed in.
+    one_line = escape_controls(str(text).replace("\r\n", " ").replace("\n", " "))
+    return one_line.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("`", "'")
 
 
 def markdown_summary(out: dict, run_id: str) -> str:

@@ -13,6 +13,33 @@ from audited_ft.config import Config
 log = logging.getLogger(__name__)
 
 
+def check_same_base(adapter_dir: Path, extra: dict[str, Path]) -> None:
+    """Every further adapter must name the base the run's adapter was trained on (its adapter_config.json's
+    base_model_name_or_path). Compared by last path part, so the same model cached under another home folder, or its
+    hub id, matches; an adapter that names no base is not checked."""
+    import json
+
+    from audited_ft.errors import ModelError
+
+    def base(folder: Path) -> str | None:
+        f = Path(folder) / "adapter_config.json"
+        if not f.is_file():
+            return None  # PEFT says what is wrong when it loads the folder
+        try:
+            value = json.loads(f.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{f}: cannot read this adapter config ({str(exc).splitlines()[0][:200]})") from None
+        return value if isinstance(value, str) and value.strip() else None
+
+    ours = base(adapter_dir)
+    for name, folder in extra.items():
+        theirs = base(folder)
+        if ours and theirs and Path(ours.rstrip("/")).name.lower() != Path(theirs.rstrip("/")).name.lower():
+            raise ModelError(f"--adapter {name}={folder}: its adapter_config.json has base_model_name_or_path = "
+                             f"{theirs!r}, but this run's adapter was trained on {ours!r}; further adapters must be "
+                             "of the run's base model")
+
+
 class ModelUnderTest:
     """One loaded base with the run's adapter ("adapter") and any further adapters switched in place.
 
@@ -24,6 +51,9 @@ class ModelUnderTest:
 
     def __init__(self, cfg: Config, adapter_dir: Path, batch_size: int = 16,
                  extra_adapters: dict[str, Path] | None = None):
+        check_same_base(adapter_dir, extra_adapters or {})  # before the minutes of loading a base
+        for folder in (adapter_dir, *(extra_adapters or {}).values()):
+            check_adapter_weights(folder)  # safetensors only, refused before anything is loaded
         import torch
         from peft import PeftModel
 
@@ -210,6 +240,26 @@ class ModelUnderTest:
                     out[i] = [t.strip() for t in texts[r * num_samples:(r + 1) * num_samples]]
         return out  # type: ignore[return-value]
 
+    def batch_for(self, seq_tokens: int, kind: str = "generate") -> int:
+        """Items per model call. CPU: ``batch_size``. CUDA: ``eval.gpu_batch_size``, or with "auto" as many
+        sequences of ``seq_tokens`` tokens as fit in 60% of the free GPU memory (a generated sequence holds its KV
+        cache; a scored one its float32 logits), 1 to 256."""
+        setting = self.cfg.eval.gpu_batch_size
+        if self.device != "cuda":
+            return self.batch_size
+        if setting != "auto":
+            return int(setting)
+        c = self.model.config
+        c = getattr(c, "text_config", None) or c
+        heads = getattr(c, "num_attention_heads", 1)
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
+        kv = 2 * c.num_hidden_layers * (getattr(c, "num_key_value_heads", None) or heads) * head_dim * 2
+        per_token = kv if kind == "generate" else kv + 4 * 2 * c.vocab_size  # logits and log-softmax, float32
+        cuda = self._torch.cuda
+        free, _ = cuda.mem_get_info()
+        free += cuda.memory_reserved() - cuda.memory_allocated()  # blocks torch holds from earlier batches are free too
+        return max(1, min(256, int(0.6 * free // max(1, per_token * seq_tokens))))
+
     def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
         """Greedy continuations, batched by similar length (left padding), in the order of ``prompts``."""
         from tqdm.auto import tqdm
@@ -217,9 +267,14 @@ class ModelUnderTest:
         torch = self._torch
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str | None] = [None] * len(prompts)
+        longest = 0
+        if self.device == "cuda" and prompts and self.cfg.eval.gpu_batch_size == "auto":
+            longest = max(map(len, self.tokenizer(prompts, add_special_tokens=False)["input_ids"]))
+        batch = self.batch_for(longest + max_new_tokens)
+        log.debug("generate (%s): %d prompts, batches of %d", variant, len(prompts), batch)
         with self._variant(variant), torch.inference_mode():
-            for start in tqdm(range(0, len(order), self.batch_size), desc=f"generate ({variant})", leave=False):
-                idx = order[start:start + self.batch_size]
+            for start in tqdm(range(0, len(order), batch), desc=f"generate ({variant})", leave=False):
+                idx = order[start:start + batch]
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -301,6 +356,29 @@ class CachedModel:
         return self._cached("token_logprobs", variant, {}, [list(p) for p in zip(contexts, continuations)],
                             lambda: self.model.token_logprobs(contexts, continuations, variant),
                             restore=lambda o: [tuple(t) for t in o])
+
+
+def check_adapter_weights(adapter_dir: Path) -> Path:
+    """The adapter's weight file, ``adapter_model.safetensors``; a :class:`ModelError` when the folder has none.
+
+    PEFT falls back to ``adapter_model.bin`` when there is no safetensors file, and a ``.bin`` file is a pickle: loading
+    one from an adapter folder someone handed over can run any code it carries. So a folder with only a ``.bin`` (or
+    no weights at all) is refused before anything is loaded.
+    """
+    from audited_ft.errors import ModelError
+
+    folder = Path(adapter_dir)
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        return weights
+    pickles = sorted(p.name for p in folder.glob("*.bin")) if folder.is_dir() else []
+    if pickles:
+        raise ModelError(f"{folder}: the adapter's weights are only in {', '.join(pickles)} (a pickle, which can run "
+                         "code when loaded), not in adapter_model.safetensors; audited_ft loads adapters only from "
+                         "safetensors. Convert it where you trust its source (load it there and save it again with "
+                         "save_pretrained, which writes safetensors), then point to the new folder.")
+    raise ModelError(f"{folder}: no adapter_model.safetensors there — not a trained PEFT adapter folder (a run "
+                     "folder's adapter is RUN/train/adapter, written by the 'train' stage)")
 
 
 def adapter_hash(adapter_dir: Path) -> str:

@@ -152,7 +152,10 @@ def load_base_model(resolved: ResolvedModel, quant, device: str, revision: str |
     from transformers import AutoModelForCausalLM
 
     dtype = compute_dtype(quant.compute_dtype, device)
-    kwargs: dict = {"dtype": dtype, "revision": revision, "trust_remote_code": trust_remote_code}
+    # Weights only from safetensors: a pytorch_model.bin is a pickle, and unpickling a file from a model folder or the
+    # hub can run any code it carries.
+    kwargs: dict = {"dtype": dtype, "revision": revision, "trust_remote_code": trust_remote_code,
+                    "use_safetensors": True}
     if quant.load_in_4bit:
         try:
             import bitsandbytes  # noqa: F401
@@ -167,8 +170,14 @@ def load_base_model(resolved: ResolvedModel, quant, device: str, revision: str |
     try:
         model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
     except OSError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "safetensors" in first:
+            raise ModelError(f"model.name_or_path = {resolved.name!r}: no safetensors weights ({first}). audited_ft "
+                             "loads model weights only from .safetensors files: a .bin checkpoint is a pickle, which "
+                             "can run code when loaded. Convert the checkpoint to safetensors where you trust it, "
+                             "or pick a model published in safetensors.") from None
         raise ModelError(f"model.name_or_path = {resolved.name!r}: cannot load the model "
-                         f"(offline, or not a model?): {str(exc).splitlines()[0]}") from None
+                         f"(offline, or not a model?): {first}") from None
     if not quant.load_in_4bit:
         model = model.to(device)
     model.config.use_cache = True

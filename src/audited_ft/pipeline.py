@@ -45,15 +45,30 @@ def start_run(config_path: str | Path, overrides: list[str] | None = None, out: 
     cfg = load_config(config_path, overrides)
     _accept_risks(cfg, accept or [], accepted_by)
     _resolve_sources(cfg)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    rid = run_id or f"{stamp}-{cfg.run.name}-{secrets.token_hex(2)}"
-    rf = RunFolder.create(Path(out or cfg.run.out_dir), rid)
+    rf = _create_folder(Path(out or cfg.run.out_dir), cfg.run.name, run_id)
     text = dump_config(cfg)
     atomic_write_text(rf.config_path, text)
     rf.update_manifest(config_source=str(Path(config_path).resolve()), seed=cfg.run.seed, config_hash=config_hash(text),
                        git_sha=_git_sha(), versions=_versions(), hardware=_hardware(),
-                       model={"name_or_path": cfg.model.name_or_path, "licence": _model_licence(cfg)})
+                       model={"name_or_path": cfg.model.name_or_path, "licence": _model_licence(cfg),
+                              "trust_remote_code": cfg.model.trust_remote_code})
     return cfg, rf
+
+
+def _create_folder(out: Path, name: str, run_id: str | None) -> RunFolder:
+    """A new run folder. A chosen ``run_id`` that exists is an error; a generated one (time-name-random) that
+    collides with a run started in the same second elsewhere is drawn again, so parallel runs never share a folder."""
+    from audited_ft.errors import RunFolderError
+
+    if run_id:
+        return RunFolder.create(out, run_id)
+    for _ in range(8):
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        try:
+            return RunFolder.create(out, f"{stamp}-{name}-{secrets.token_hex(3)}")
+        except RunFolderError:
+            continue
+    raise RunFolderError(f"{out}: could not create a new run folder (8 generated ids were taken)")
 
 
 def _model_licence(cfg) -> str | None:
@@ -113,12 +128,14 @@ def stage_audit(cfg: Config, rf: RunFolder) -> dict:
     return summary
 
 
-def stage_train(cfg: Config, rf: RunFolder) -> None:
+def stage_train(cfg: Config, rf: RunFolder, resume: bool = False) -> None:
     from audited_ft.train import train_adapter
 
     with rf.stage("train") as info:
-        s = train_adapter(cfg, rf)
+        s = train_adapter(cfg, rf, resume=resume)
         info.update({"steps": s["steps"], "train_tokens": s["train_tokens"]})
+        if s.get("resumed_from_step") is not None:
+            info["resumed_from_step"] = s["resumed_from_step"]
 
 
 def stage_eval(cfg: Config, rf: RunFolder, extra_adapters: dict[str, Path] | None = None) -> None:
@@ -170,6 +187,46 @@ def run_pipeline(cfg: Config, rf: RunFolder, baseline: Path | None = None) -> Ru
         return result
     stage_train(cfg, rf)
     stage_eval(cfg, rf)
+    gates = stage_gate(cfg, rf, baseline=baseline)
+    failed = failed_names(gates)
+    result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+    stage_report(cfg, rf)
+    return result
+
+
+def resume_pipeline(rf: RunFolder, baseline: Path | None = None) -> RunResult:
+    """Finish an interrupted run (a crash, ``kill -9``, a power cut) in its own folder with its resolved config.
+
+    Stages the manifest marks done are kept; the interrupted one and those after it run again: training continues
+    from the newest complete checkpoint in ``train/checkpoints``; evaluation re-reads every cached model answer
+    (``eval/cache``) and computes only the missing ones; gates and the report are redone. Each resume is recorded in
+    the manifest (``resumes``)."""
+    from audited_ft.errors import RunFolderError
+    from audited_ft.gates import failed_names
+    from audited_ft.runfolder import read_json, utcnow
+
+    m = rf.manifest()
+    cfg = load_config(rf.require("config.resolved.yaml", "run"))
+    if m.get("status") in ("passed", "failed"):
+        raise RunFolderError(f"{rf.path}: this run already finished ({m['status']}); nothing to resume. Re-run one "
+                             f"stage instead (audited-ft eval|gate|report {rf.path}) or start a new run")
+    done = {name for name, st in (m.get("stages") or {}).items() if st.get("status") == "done"}
+    todo = [s for s in ("data", "audit", "train", "eval", "gate") if s not in done]
+    rf.update_manifest(resumes=[*m.get("resumes", []), {"at": utcnow(), "stages": todo,
+                                                         "interrupted": m.get("failed_stage") or next(
+                                                             (s for s in todo), None)}])
+    log.info("resuming %s: done %s; to do %s", rf.path, ", ".join(sorted(done)) or "nothing", ", ".join(todo))
+    if "data" not in done:
+        stage_data(cfg, rf)
+    audits = stage_audit(cfg, rf) if "audit" not in done else read_json(rf / "audits/summary.json")
+    if not audits["passed"]:
+        result = finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
+        stage_report(cfg, rf)
+        return result
+    if "train" not in done:
+        stage_train(cfg, rf, resume=True)
+    if "eval" not in done:
+        stage_eval(cfg, rf)
     gates = stage_gate(cfg, rf, baseline=baseline)
     failed = failed_names(gates)
     result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")

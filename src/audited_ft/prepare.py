@@ -27,10 +27,10 @@ def prepare_data(cfg: Config, rf: RunFolder) -> dict[str, int]:
     splits: dict[str, list[dict]] = {}
     if d.source:
         src = cfg.resolve_path(d.source)
-        rows = to_rows(load_records(src), src, "all", d.input_field, d.target_field, d.id_field)
-        rows, cs = clean_rows(rows, **limits)
+        rows = to_rows(load_records(src, "source"), src, "all", d.input_field, d.target_field, d.id_field)
+        rows, cs = _clean(rows, limits, src, "all", d.id_field)
         stats["cleaning"]["all"] = vars(cs)
-        splits = split_rows(rows, d.split, cfg.run.seed)
+        splits = split_rows(rows, d.split, cfg.run.seed, source=src)
         stats["sources"] = {s: src for s in SPLITS}
     else:
         for split in SPLITS:
@@ -39,13 +39,12 @@ def prepare_data(cfg: Config, rf: RunFolder) -> dict[str, int]:
                 continue
             src = cfg.resolve_path(raw_src)
             f = d.fields_by_split.get(split)
-            rows = to_rows(load_records(src), src, split, (f and f.input_field) or d.input_field,
-                           (f and f.target_field) or d.target_field, (f and f.id_field) or d.id_field)
-            rows, cs = clean_rows(rows, **limits)
+            id_field = (f and f.id_field) or d.id_field
+            rows = to_rows(load_records(src, split), src, split, (f and f.input_field) or d.input_field,
+                           (f and f.target_field) or d.target_field, id_field)
+            rows, cs = _clean(rows, limits, src, split, id_field)
             stats["cleaning"][split] = vars(cs)
             stats["sources"][split] = src
-            if not rows:
-                raise DataError(f"{src}: every row of split '{split}' was dropped by cleaning ({cs.dropped})")
             splits[split] = rows
     for split, rows in splits.items():
         limit = getattr(d.max_rows, split)
@@ -67,6 +66,24 @@ def prepare_data(cfg: Config, rf: RunFolder) -> dict[str, int]:
                                  for s, r in splits.items()})
     rf.record_artefacts("data")
     return {s: len(r) for s, r in splits.items()}
+
+
+def _clean(rows: list[dict], limits: dict, src: str, split: str, id_field: str | None):
+    """clean_rows, plus the two outcomes a person must hear about: nothing left (an error) and dropped duplicate ids."""
+    ids = [r["id"] for r in rows]
+    rows, cs = clean_rows(rows, **limits)
+    if not rows:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(cs.dropped.items()))
+        raise DataError(f"{src}: every one of the {cs.rows_in} row(s) of split '{split}' was dropped by cleaning "
+                        f"({reasons}); the rules are data.min_input_chars = {limits['min_input']}, "
+                        f"data.max_input_chars = {limits['max_input']}, data.max_target_chars = {limits['max_target']}, "
+                        "and no empty input or target")
+    if cs.dropped.get("duplicate_id"):
+        seen: set[str] = set()
+        first = next(i for i in ids if i in seen or seen.add(i))
+        log.warning("%s: %d row(s) of split '%s' dropped because their data.id_field %r value repeats an earlier "
+                    "row's (first: %r); ids should be unique", src, cs.dropped["duplicate_id"], split, id_field, first)
+    return rows, cs
 
 
 def plant_canaries(train: list[dict], c: CanaryConfig, seed: int) -> tuple[list[dict], dict]:

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from audited_ft import charts
 from audited_ft.errors import AuditedFTError, RunFolderError
 from audited_ft.runfolder import STAGES, atomic_write_text, read_json, read_jsonl
+from audited_ft.textsafe import escape_controls
 
 TEMPLATE = "report.html.j2"
 CLIP_CHARS = 280  # displayed length of one piece of model or data text before the ellipsis
@@ -35,20 +36,15 @@ SECTIONS = ("Summary", "Dataset", "Algorithmic discrimination", "Overfitting", "
             "Misalignment", "Compute resources", "Dependence on proprietary technologies",
             "Transparency and explanation", "References")
 _GATE_SUFFIXES = (".ci_low", ".ci_high", ".base", ".adapter", ".delta")
-# C0/C1 controls except tab/newline/CR, and bidi embedding/override/isolate characters (text-spoofing).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _PRINT_SCRIPT = ('addEventListener("beforeprint",function(){'
                  'document.querySelectorAll("details").forEach(function(d){d.open=true})});')
 
 
 # formatting -----------------------------------------------------------------------------------------------------------
 def neutralise(text: Any) -> str:
-    """``str(text)`` with control and bidi characters written out visibly (``\\x1b``) instead of acted upon."""
-    def visible(m: re.Match) -> str:
-        code = ord(m.group())
-        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-    return _CONTROL.sub(visible, str(text))
+    """``str(text)`` with control and bidi characters (but tab, newline and CR) written out visibly (``\\x1b``)
+    instead of acted upon."""
+    return escape_controls(text, keep="\t\n\r")
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
@@ -120,6 +116,7 @@ def _environment(folder: Path) -> Any:
     env.filters.update(num=fmt_num, clip=clip, full=lambda v: clip(v, FULL_CHARS), cell=_cell,
                        doc=lambda v, limit=1200: clip(reflow(str(v)), limit) if v else "—")
     env.tests["long"] = lambda v, limit=CLIP_CHARS: v is not None and len(neutralise(v)) > limit
+    env.globals["full_chars"] = FULL_CHARS
     return env
 
 
@@ -204,8 +201,8 @@ def _audit_view(audit: dict | None, accepted: bool, *group: str) -> dict | None:
         return None
     findings = [f for f in audit.get("findings") or [] if isinstance(f, dict)]
     # Whitelist: never dump a finding wholesale, so a field added later cannot carry raw text into the report.
-    examples = [{k: f.get(k) for k in ("split", "row_id", "field", "entity", "kind", "score", "excerpt")}
-                for f in findings[:10]]
+    examples = [{**{k: f.get(k) for k in ("split", "row_id", "field", "entity", "kind", "score", "excerpt")},
+                 **_pair(f)} for f in findings[:10]]
     return {"name": audit.get("name"), "status": audit.get("status"), "blocking": audit.get("blocking"),
             "accepted": accepted,
             "description": audit.get("description"), "summary": _flatten(audit.get("summary") or {}),
@@ -215,6 +212,15 @@ def _audit_view(audit: dict | None, accepted: bool, *group: str) -> dict | None:
                        else lambda _: [])(audit.get("summary") or {}) if isinstance(audit.get("summary"), dict) else [],
             "redactions": [(k, v) for k, v in _flatten(audit.get("summary") or {}) if "redact" in k.lower()],
             "n_redacted": (audit.get("summary") or {}).get("redactions_applied")}
+
+
+def _pair(finding: dict) -> dict:
+    """A leakage finding names two rows (``split_a``/``row_a``, ``split_b``/``row_b``): shown as "a ↔ b"."""
+    if finding.get("row_id") is not None or finding.get("row_a") is None:
+        return {}
+    return {"split": f"{finding.get('split_a')} ↔ {finding.get('split_b')}",
+            "row_id": f"{clip(finding.get('row_a'), 60)} ↔ {clip(finding.get('row_b'), 60)}",
+            "score": finding.get("score", finding.get("jaccard"))}
 
 
 def _pii_tables(summary: dict) -> list[dict]:

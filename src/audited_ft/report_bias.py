@@ -19,6 +19,7 @@ from typing import Any
 
 from audited_ft import charts
 from audited_ft.errors import DataError
+from audited_ft.textsafe import escape_controls
 
 METRICS_FILE = "eval/metrics.json"
 PROBES_FILE = "eval/probes.json"
@@ -84,7 +85,8 @@ def _num(metrics: dict, key: str, problems: list[str]) -> float | None:
 def _row(metrics: dict, stem: str, group: str, phrase: str, problems: list[str]) -> dict:
     """One group's base, adapter and delta with CIs; ``direction`` is +1/−1 when the delta CI excludes 0, else 0."""
     n = _num(metrics, f"{stem}.n", problems)
-    row: dict[str, Any] = {"group": str(group)[:GROUP_CHARS], "key": stem,
+    # Control characters made visible before the chart sees the name: matplotlib would write them into the SVG as is.
+    row: dict[str, Any] = {"group": escape_controls(group)[:GROUP_CHARS], "key": stem,
                            "n": int(n) if n is not None and n.is_integer() else n}
     for side in ("base", "adapter", "delta"):
         row[side] = _num(metrics, f"{stem}.{side}", problems)

@@ -147,6 +147,7 @@ def _sheet_html(rf: RunFolder, items: list[dict], sheet_id: str) -> str:
     env.filters.update(clip=clip, full=lambda v: clip(v, FULL_CHARS), num=fmt_num,
                        cell=lambda v: fmt_num(v) if v is None or isinstance(v, (int, float)) else clip(v, 200))
     env.tests["long"] = lambda v, limit=CLIP_CHARS: v is not None and len(neutralise(v)) > limit
+    env.globals["full_chars"] = FULL_CHARS
     script = (template_dir() / SCRIPT).read_text(encoding="utf-8")
     if "</" in script:  # would end the inline <script> early
         raise AuditedFTError(f"{template_dir() / SCRIPT}: must not contain '</'")

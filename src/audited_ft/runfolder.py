@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -27,20 +28,45 @@ def utcnow() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# Write failures a person can fix (free space, permissions), reported as such rather than as a crash.
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.EROFS: "the file system is read-only"}
+
+
+def disk_error_message(path: Path | str | None, exc: OSError, atomic: bool = True) -> str | None:
+    """The one-line message for a write that failed for want of space or permission, or None for other errors."""
+    why = _DISK_ERRORS.get(exc.errno)
+    if why is None:
+        return None
+    fix = "free space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix the permissions"
+    return (f"{path or 'a file'}: cannot write it — {why} ({exc.strerror or exc}). "
+            + ("Nothing half-written was left in its place; " if atomic else "") + f"{fix} and re-run")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        msg = disk_error_message(path, exc)
+        if msg is None:
+            raise
+        raise RunFolderError(msg) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        msg = disk_error_message(path, exc) if isinstance(exc, OSError) else None
+        if msg is None:
+            raise
+        raise RunFolderError(msg) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -167,10 +193,15 @@ class RunFolder:
 
             status = "failed" if isinstance(exc, GateFailed) else "error"
             msg = str(exc) if isinstance(exc, Exception) else type(exc).__name__
-            self.update_manifest(status=status, failed_stage=name,
-                                 stages={name: {"status": status, "started": utcnow(), "finished": utcnow(),
-                                                "seconds": round(time.time() - started, 2), "error": msg[:2000],
-                                                **extra}})
+            try:
+                self.update_manifest(status=status, failed_stage=name,
+                                     stages={name: {"status": status, "started": utcnow(), "finished": utcnow(),
+                                                    "seconds": round(time.time() - started, 2), "error": msg[:2000],
+                                                    **extra}})
+            except (OSError, RunFolderError):
+                # The manifest cannot be written either (a full disk): it still says "running" for this stage, which
+                # is where the run stopped. The stage's own error is the one to report.
+                pass
             raise
         m = self.manifest()
         if name != "report":
@@ -178,6 +209,28 @@ class RunFolder:
         m["stages"][name] = {**m["stages"].get(name, {}), "status": "done", "finished": utcnow(),
                              "seconds": round(time.time() - started, 2), **extra}
         self.write_manifest(m)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder for one process: a second run, resume or stage command on the same folder fails at
+        once with the holder's pid instead of interleaving writes. An advisory ``flock`` on ``.lock``, released by
+        the kernel when the holder exits in any way (``kill -9`` included), so a crashed run can be resumed."""
+        import fcntl
+
+        path = self.path / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                raise RunFolderError(f"{self.path}: in use by another audited-ft process (pid {holder}); wait for it "
+                                     f"to finish, or stop it and resume with: audited-ft run --resume {self.path}") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def require(self, rel: str, stage: str) -> Path:
         p = self.path / rel

@@ -55,11 +55,15 @@ def _sft_config(cfg: Config, rf: RunFolder, device: str, dtype):
     saving: dict = {"save_strategy": "no"}
     if t.early_stopping.enabled:
         # Restoring the best adapter needs a checkpoint at every evaluation: same strategy and interval as the
-        # evaluation (transformers checks this). Adapter weights only (no optimizer state), the best one and the
-        # latest kept; the folder is removed once the adapter is saved.
-        saving = {"save_strategy": "steps", "save_steps": t.eval_every_steps, "save_only_model": True,
+        # evaluation (transformers checks this). Full checkpoints (optimizer, scheduler and RNG state too, so a killed
+        # run can resume), the best one and the latest kept; the folder is removed once the adapter is saved.
+        saving = {"save_strategy": "steps", "save_steps": t.eval_every_steps, "save_only_model": False,
                   "save_total_limit": 1, "load_best_model_at_end": True, "metric_for_best_model": "eval_loss",
                   "greater_is_better": False}
+    elif t.checkpoint_every_steps > 0:
+        # Resumable checkpoints only (audited-ft run --resume): the latest one kept, removed after training.
+        saving = {"save_strategy": "steps", "save_steps": t.checkpoint_every_steps, "save_only_model": False,
+                  "save_total_limit": 1}
     return SFTConfig(
         output_dir=str(rf / "train/checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
@@ -80,8 +84,88 @@ def _checkpointing_key(config_cls) -> str:
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
-def train_adapter(cfg: Config, rf: RunFolder) -> dict:
-    """Train a QLoRA adapter into ``train/adapter``; return ``train/summary.json``'s content."""
+_CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "adapter_model.safetensors")
+
+
+def _trainer_class(base):
+    """SFTTrainer whose checkpoint loading keeps the adapter's dtype. TRL casts a QLoRA adapter to bfloat16 (the
+    QLoRA paper's recipe), but PEFT's ``load_adapter`` casts bfloat16 adapter weights back up to float32: a resumed
+    run (and an early-stopping restore) would go on training in another precision than an uninterrupted one."""
+
+    class KeepDtypeTrainer(base):
+        def _keep_dtypes(self, load, *args, **kwargs):
+            model = self.model
+            dtypes = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+            out = load(*args, **kwargs)
+            for name, param in model.named_parameters():
+                if name in dtypes and param.dtype != dtypes[name]:
+                    param.data = param.data.to(dtypes[name])
+            return out
+
+        def _load_from_checkpoint(self, *args, **kwargs):
+            return self._keep_dtypes(super()._load_from_checkpoint, *args, **kwargs)
+
+        def _load_best_model(self, *args, **kwargs):
+            return self._keep_dtypes(super()._load_best_model, *args, **kwargs)
+
+    return KeepDtypeTrainer
+
+
+def latest_checkpoint(folder) -> tuple[str | None, int | None]:
+    """The newest complete checkpoint under ``folder`` (``checkpoint-N`` with its state, optimizer, scheduler and
+    adapter files, and a readable trainer_state.json) and its step; a checkpoint cut short by a crash is passed over."""
+    from pathlib import Path
+
+    found = []
+    for d in Path(folder).glob("checkpoint-*"):
+        step = d.name.removeprefix("checkpoint-")
+        if not (step.isdigit() and d.is_dir() and all((d / f).is_file() for f in _CHECKPOINT_FILES)):
+            continue
+        try:
+            state = json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if state.get("global_step") == int(step):
+            found.append((int(step), d))
+    if not found:
+        return None, None
+    step, d = max(found)
+    return str(d), step
+
+
+def _keep_log_until(path, step: int) -> None:
+    """Drop the log lines after the checkpoint a resumed run starts from (they are logged again)."""
+    from audited_ft.runfolder import atomic_write_text
+
+    kept = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    kept.append(line)
+            except ValueError:  # a line cut short by the crash
+                continue
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _save_adapter(model, target) -> None:
+    """save_pretrained into a temporary sibling folder, then swap it in: never a half-written adapter folder."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    old = target.with_name(f".{target.name}.old")
+    for d in (tmp, old):
+        shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
+    """Train a QLoRA adapter into ``train/adapter``; return ``train/summary.json``'s content.
+
+    With ``resume``, training continues from the newest complete checkpoint in ``train/checkpoints`` (optimizer,
+    scheduler, RNG and data position restored), if there is one; without it, old checkpoints are removed first."""
     import torch
     import transformers
     from datasets import Dataset
@@ -115,19 +199,25 @@ def train_adapter(cfg: Config, rf: RunFolder) -> dict:
         args.eval_strategy = "no"
     log_path = rf / "train/log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
+    checkpoint, resumed_step = latest_checkpoint(rf / "train/checkpoints") if resume else (None, None)
+    if checkpoint is None:
+        shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
+        log_path.write_text("")
+    else:
+        log.info("resuming training from %s (step %d)", checkpoint, resumed_step)
+        _keep_log_until(log_path, resumed_step)
     log_cb = _log_callback(log_path)
     callbacks = [log_cb]
     if es.enabled:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=es.patience,
                                                             early_stopping_threshold=es.min_delta))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
+    trainer = _trainer_class(SFTTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                                         processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.time()
     with PowerSampler() as power:  # GPU power through nvidia-smi where there is one; unavailable (no error) elsewhere
-        out = trainer.train()
+        out = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.time() - started
     stopping = _stopping(trainer, es.enabled)
     n_logged = len(trainer.state.log_history)
@@ -135,11 +225,11 @@ def train_adapter(cfg: Config, rf: RunFolder) -> dict:
     history = trainer.state.log_history
     if stopping["restored_best_step"] not in (None, trainer.state.global_step):
         history = history[:n_logged]  # the restored weights' re-evaluation is not a point of the training curve
-    trainer.model.save_pretrained(str(rf / "train/adapter"))
-    if es.enabled:
-        shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
-    summary = _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg)
+    _save_adapter(trainer.model, rf / "train/adapter")
+    shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
+    summary = _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg, after_step=resumed_step or 0)
     summary.update(stopping)
+    summary["resumed_from_step"] = resumed_step
     summary["gpu_power"] = power.summary()
     write_json(rf / "train/summary.json", summary)
     rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json")
@@ -183,12 +273,15 @@ def _check_audits_passed(rf: RunFolder) -> None:
                          f"(see {rf / 'audits'}); fix the data or record an accepted risk in the config")
 
 
-def _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg) -> dict:
+def _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg, after_step: int = 0) -> dict:
+    """``after_step``: a resumed run's starting step; its throughput counts only the tokens trained since then
+    (``seconds`` is the resumed part's wall time)."""
     import torch
 
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     losses = [h["loss"] for h in history if "loss" in h]
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+    before = max((h.get("num_tokens", 0) for h in history if h.get("step", 0) <= after_step), default=0)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
@@ -196,8 +289,8 @@ def _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg) -> 
     best = min(evals, key=lambda e: e[1]) if evals else (None, None)
     return {"steps": trainer.state.global_step, "epochs": round(trainer.state.epoch or 0, 3),
             "seconds": round(seconds, 2), "train_tokens": int(tokens),
-            "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
-            "final_train_loss": losses[-1] if losses else None, "mean_train_loss": out.training_loss,
+            "tokens_per_second": round((tokens - before) / seconds, 1) if seconds else None,
+            "final_train_loss": losses[-1] if losses else None, "mean_train_loss": (sum(losses) / len(losses)) if after_step and losses else out.training_loss,
             "final_eval_loss": final_eval, "best_eval_loss": best[1], "best_step": best[0],
             "peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda_allocated" if device == "cuda" else "process_rss",
             "device": device, "trainable_params": trainable, "total_params": total,

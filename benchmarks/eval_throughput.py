@@ -1,0 +1,246 @@
+"""Generation throughput of the evaluation layer against the stock path, on one CUDA GPU, in one process.
+
+Stock (issue 8's definition): the base in 4-bit (NF4 + double quant, bf16 compute) with the LoRA adapter unmerged
+(PEFT), Hugging Face ``generate``, batch 16, greedy. Ours: ``audited_ft.generation.ModelUnderTest`` exactly as a run
+uses it — the same 4-bit load, then the base dequantised to bf16 (``eval.dequantize_base``: the NF4 values as bf16
+matrices), the adapter unmerged, prompts sorted by length and batched by ``eval.gpu_batch_size`` ("auto": from the
+free GPU memory).
+
+The model is a Llama-2-7B-shaped model with random weights (no hub here) and a random LoRA adapter (r=64, all linear
+layers, B not zero so it changes the output), written once to ``--work``. Prompts are ``--prompt-tokens`` words of a
+word-level tokenizer (one word, one token), so every prompt has exactly that many tokens; every answer gets
+``--new-tokens`` tokens (a random model almost never emits EOS; the script counts the tokens it got). Useful
+tokens/s = generated tokens / wall time of the generation calls (model loading not timed). It also compares outputs:
+ours at its batch size against the same precision at batch 1 (bf16, same ModelUnderTest), and against the stock
+4-bit path, and prints the share of identical greedy answers.
+
+    python benchmarks/eval_throughput.py --out $OUT/eval_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("eval_throughput")
+SHAPES = {
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=32),
+    "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=16, num_attention_heads=16,
+               num_key_value_heads=16),
+}
+VOCAB = 32000
+
+
+def build(work: Path, shape: str, seed: int) -> tuple[Path, Path]:
+    """A random-weight model folder (bf16 safetensors, word-level tokenizer) and a random LoRA adapter for it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    model_dir, adapter_dir = work / f"llama-{shape}", work / f"llama-{shape}-lora"
+    if (model_dir / "config.json").is_file() and (adapter_dir / "adapter_model.safetensors").is_file():
+        return model_dir, adapter_dir
+    specials = ["[UNK]", "[PAD]", "<s>", "</s>"]
+    vocab = {t: i for i, t in enumerate(specials + [f"w{i}" for i in range(VOCAB - len(specials))])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>",
+                                   eos_token="</s>")
+    fast.save_pretrained(model_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=VOCAB, max_position_embeddings=4096, pad_token_id=1, bos_token_id=2,
+                         eos_token_id=3, torch_dtype="bfloat16", **SHAPES[shape])
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(model_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=64, lora_alpha=16, target_modules="all-linear",
+                                                  task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    peft_model.save_pretrained(adapter_dir)
+    del model, peft_model
+    gc.collect()
+    torch.cuda.empty_cache()
+    return model_dir, adapter_dir
+
+
+def prompts_for(n: int, length: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(f"w{rng.randrange(VOCAB - 4)}" for _ in range(length)) for _ in range(n)]
+
+
+def stock(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int, batch: int) -> dict:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.padding_side = "left"
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                             bnb_4bit_compute_dtype=torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=bnb, dtype=torch.bfloat16,
+                                                device_map={"": 0})
+    model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+
+    def run(chunk):
+        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to("cuda")
+        with torch.inference_mode():
+            gen = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        return tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    run(prompts[:batch])  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start, outs = time.perf_counter(), []
+    for i in range(0, len(prompts), batch):
+        outs += run(prompts[i:i + batch])
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    result = _figures(outs, seconds)
+    result.update(batch=batch, precision="nf4+double_quant 4-bit base, LoRA unmerged (PEFT), bf16 compute",
+                  peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2), outputs=outs)
+    del model, base
+    gc.collect()
+    torch.cuda.empty_cache()
+    return result
+
+
+def _figures(outs: list[str], seconds: float) -> dict:
+    tokens = sum(len(o.split()) for o in outs)
+    return {"prompts": len(outs), "tokens": tokens, "seconds": round(seconds, 2),
+            "tokens_per_second": round(tokens / seconds, 1)}
+
+
+def ours(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int, gpu_batch: str,
+         reference_n: int) -> dict:
+    import torch
+
+    from audited_ft.config import validate_config
+    from audited_ft.generation import ModelUnderTest
+
+    cfg = validate_config({"model": {"name_or_path": str(model_dir), "use_chat_template": False},
+                           "data": {"source": "unused.jsonl", "prompt_template": "{input}"},
+                           "train": {"device": "cuda"},
+                           "eval": {"gpu_batch_size": gpu_batch if gpu_batch == "auto" else int(gpu_batch)}})
+    mut = ModelUnderTest(cfg, adapter_dir)
+    batch = mut.batch_for(len(prompts[0].split()) + new_tokens)
+    mut.generate(prompts[:min(batch, len(prompts))], "adapter", new_tokens)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    outs = mut.generate(prompts, "adapter", new_tokens)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    log.info("ours: %d prompts in %.2f s", len(prompts), seconds)
+    result = _figures(outs, seconds)
+    result.update(batch=batch, precision=mut.precision, peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                  outputs=outs)
+    # the same precision, one prompt at a time: what batching and padding change
+    mut.cfg.eval.gpu_batch_size = 1
+    result["batch1_outputs"] = mut.generate(prompts[:reference_n], "adapter", new_tokens)
+    result["teacher_forced"] = teacher_forced(mut, prompts[:reference_n], outs[:reference_n])
+    del mut
+    gc.collect()
+    torch.cuda.empty_cache()
+    return result
+
+
+def teacher_forced(mut, prompts: list[str], answers: list[str]) -> dict:
+    """Greedy answers of a random-weight model are fragile: its next-token distribution is nearly flat, so rounding
+    noise flips the argmax and the two continuations part ways. This scores the same token sequences (prompt + our
+    answer) once as one batch and once one at a time, and compares the next-token choice at every answer position
+    (top-1 agreement), the largest log-probability difference, and the median gap between the best and second-best
+    token, the margin that decides how much noise a greedy step can take."""
+    import torch
+
+    tok, model = mut.tokenizer, mut.model
+    seqs = [tok(p + " " + a, add_special_tokens=False, return_tensors="pt")["input_ids"][0] for p, a in zip(prompts, answers)]
+    n_prompt = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)], mask[r, :len(s)] = s, 1
+    with mut._variant("adapter"), torch.inference_mode():
+        batched = model(input_ids=ids.cuda(), attention_mask=mask.cuda()).logits.float().log_softmax(-1)
+        single = [model(input_ids=s[None].cuda()).logits.float().log_softmax(-1)[0] for s in seqs]
+    agree, total, max_diff, gaps = 0, 0, 0.0, []
+    for r, s in enumerate(seqs):
+        a, b = batched[r, n_prompt[r] - 1:len(s) - 1], single[r][n_prompt[r] - 1:len(s) - 1]
+        agree += int((a.argmax(-1) == b.argmax(-1)).sum())
+        total += len(a)
+        max_diff = max(max_diff, float((a - b).abs().max()))
+        top2 = b.topk(2, dim=-1).values
+        gaps += (top2[:, 0] - top2[:, 1]).tolist()
+    gaps.sort()
+    return {"positions": total, "top1_agreement": round(agree / total, 4), "max_abs_logprob_diff": round(max_diff, 4),
+            "median_top1_top2_gap": round(gaps[len(gaps) // 2], 4)}
+
+
+def agreement(a: list[str], b: list[str]) -> dict:
+    same = sum(x == y for x, y in zip(a, b))
+    first_tokens = sum(x.split()[:1] == y.split()[:1] for x, y in zip(a, b))
+    return {"n": len(b), "identical": same, "identical_share": round(same / len(b), 3) if b else None,
+            "same_first_token_share": round(first_tokens / len(b), 3) if b else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="7b")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/aft_eval_bench"))
+    ap.add_argument("--prompts", type=int, default=512, help="prompts for ours")
+    ap.add_argument("--stock-prompts", type=int, default=48, help="prompts for stock (a multiple of its batch)")
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--stock-batch", type=int, default=16)
+    ap.add_argument("--gpu-batch", default="auto", help="eval.gpu_batch_size for ours (auto or a number)")
+    ap.add_argument("--reference", type=int, default=16, help="prompts compared with the batch-1 reference")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("audited_ft.generation").setLevel(logging.DEBUG)
+    if not torch.cuda.is_available():
+        log.error("needs a CUDA GPU")
+        return 2
+    model_dir, adapter_dir = build(args.work, args.shape, args.seed)
+    prompts = prompts_for(args.prompts, args.prompt_tokens, args.seed + 1)
+    st = stock(model_dir, adapter_dir, prompts[:args.stock_prompts], args.new_tokens, args.stock_batch)
+    log.info("stock: %s tok/s (batch %d, %d prompts, %.1f s, peak %.1f GiB)", st["tokens_per_second"], st["batch"],
+             st["prompts"], st["seconds"], st["peak_gib"])
+    ou = ours(model_dir, adapter_dir, prompts, args.new_tokens, args.gpu_batch, args.reference)
+    log.info("ours : %s tok/s (batch %d, %d prompts, %.1f s, peak %.1f GiB)", ou["tokens_per_second"], ou["batch"],
+             ou["prompts"], ou["seconds"], ou["peak_gib"])
+    ratio = ou["tokens_per_second"] / st["tokens_per_second"]
+    vs_batch1 = agreement(ou["outputs"][:args.reference], ou["batch1_outputs"])
+    vs_stock = agreement(ou["outputs"][:args.stock_prompts], st["outputs"])
+    log.info("ratio: %.2fx   ours vs same precision at batch 1: %s   ours (bf16) vs stock (4-bit): %s", ratio,
+             vs_batch1, vs_stock)
+    log.info("teacher-forced, batch vs one at a time: %s", ou["teacher_forced"])
+    report = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__,
+              "shape": args.shape, "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
+              "stock": {k: v for k, v in st.items() if k != "outputs"},
+              "ours": {k: v for k, v in ou.items() if k not in ("outputs", "batch1_outputs", "teacher_forced")},
+              "teacher_forced_batch_vs_single": ou["teacher_forced"],
+              "ratio": round(ratio, 2), "ours_vs_batch1_same_precision": vs_batch1, "ours_vs_stock_4bit": vs_stock}
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
