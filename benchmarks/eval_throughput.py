@@ -41,13 +41,16 @@ VOCAB = 32000
 def build(work: Path, shape: str, seed: int) -> tuple[Path, Path]:
     """A random-weight model folder (bf16 safetensors, word-level tokenizer) and a random LoRA adapter for it."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    model_dir, adapter_dir = work / f"llama-{shape}", work / f"llama-{shape}-lora"
+    model_dir, adapter_dir = work / f"llama-{shape}", work / f"llama-{shape}-lora-bf16"
     if (model_dir / "config.json").is_file() and (adapter_dir / "adapter_model.safetensors").is_file():
         return model_dir, adapter_dir
+    if (model_dir / "config.json").is_file():  # the model is there, only the adapter is missing
+        with torch.device("cuda"):
+            model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+        return model_dir, _save_adapter(model, adapter_dir)
     specials = ["[UNK]", "[PAD]", "<s>", "</s>"]
     vocab = {t: i for i, t in enumerate(specials + [f"w{i}" for i in range(VOCAB - len(specials))])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
@@ -61,17 +64,26 @@ def build(work: Path, shape: str, seed: int) -> tuple[Path, Path]:
     with torch.device("cuda"):
         model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(model_dir)
+    return model_dir, _save_adapter(model, adapter_dir)
+
+
+def _save_adapter(model, adapter_dir: Path) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
     peft_model = get_peft_model(model, LoraConfig(r=64, lora_alpha=16, target_modules="all-linear",
                                                   task_type="CAUSAL_LM"))
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.02)
+            if "lora_" in name:
+                p.data = p.data.to(torch.bfloat16)  # as TRL trains and saves a QLoRA adapter
     peft_model.save_pretrained(adapter_dir)
     del model, peft_model
     gc.collect()
     torch.cuda.empty_cache()
-    return model_dir, adapter_dir
+    return adapter_dir
 
 
 def prompts_for(n: int, length: int, seed: int) -> list[str]:
@@ -122,7 +134,7 @@ def _figures(outs: list[str], seconds: float) -> dict:
 
 
 def ours(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int, gpu_batch: str,
-         reference_n: int) -> dict:
+         reference_n: int, score_items: int = 2048, score_single: int = 64) -> dict:
     import torch
 
     from audited_ft.config import validate_config
@@ -145,6 +157,7 @@ def ours(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int
     result = _figures(outs, seconds)
     result.update(batch=batch, precision=mut.precision, peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
                   outputs=outs)
+    result["scoring"] = scoring(mut, score_items, score_single)
     # the same precision, one prompt at a time: what batching and padding change
     mut.cfg.eval.gpu_batch_size = 1
     result["batch1_outputs"] = mut.generate(prompts[:reference_n], "adapter", new_tokens)
@@ -153,6 +166,38 @@ def ours(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int
     gc.collect()
     torch.cuda.empty_cache()
     return result
+
+
+def scoring(mut, n_items: int, n_single: int, seed: int = 7) -> dict:
+    """Log-likelihood scoring (what CrowS-Pairs, BBQ and the loss probes do): ``ModelUnderTest.score`` on items of
+    BBQ/CrowS-like lengths (context 10-120 tokens, continuation 2-20), length-bucketed batches (``gpu_batch_size``
+    auto) against one item per call, items/s of both and the largest difference of the summed log-probabilities."""
+    import torch
+
+    rng = random.Random(seed)
+    words = lambda k: " ".join(f"w{rng.randrange(VOCAB - 4)}" for _ in range(k))  # noqa: E731
+    items = [(words(rng.randint(10, 120)), words(rng.randint(2, 20))) for _ in range(n_items)]
+    contexts, conts = [c for c, _ in items], [x for _, x in items]
+    mut.score(contexts[:64], conts[:64], "adapter")  # warm-up
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    batched = mut.score(contexts, conts, "adapter")
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    setting = mut.cfg.eval.gpu_batch_size
+    mut.cfg.eval.gpu_batch_size = 1
+    start = time.perf_counter()
+    single = mut.score(contexts[:n_single], conts[:n_single], "adapter")
+    torch.cuda.synchronize()
+    single_seconds = time.perf_counter() - start
+    mut.cfg.eval.gpu_batch_size = setting
+    diff = max(abs(a[0] - b[0]) for a, b in zip(batched, single))
+    out = {"items": n_items, "batch": mut.batch_for(130, "score"), "items_per_second": round(n_items / seconds, 1),
+           "single_items": n_single, "single_items_per_second": round(n_single / single_seconds, 1),
+           "max_abs_sum_logprob_diff_vs_single": round(diff, 4)}
+    out["ratio"] = round(out["items_per_second"] / out["single_items_per_second"], 2)
+    log.info("scoring: %s", out)
+    return out
 
 
 def teacher_forced(mut, prompts: list[str], answers: list[str]) -> dict:
@@ -232,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__,
               "shape": args.shape, "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
               "stock": {k: v for k, v in st.items() if k != "outputs"},
-              "ours": {k: v for k, v in ou.items() if k not in ("outputs", "batch1_outputs", "teacher_forced")},
+              "ours": {k: v for k, v in ou.items() if k not in ("outputs", "batch1_outputs", "teacher_forced", "scoring")},
+              "scoring": ou["scoring"],
               "teacher_forced_batch_vs_single": ou["teacher_forced"],
               "ratio": round(ratio, 2), "ours_vs_batch1_same_precision": vs_batch1, "ours_vs_stock_4bit": vs_stock}
     print(json.dumps(report, indent=2))

@@ -71,11 +71,14 @@ class ModelUnderTest:
         if cfg.quantization.load_in_4bit and cfg.eval.dequantize_base:
             base = base.dequantize()
         extra = dict(extra_adapters or {})  # names checked by audited_ft.evaluate.check_extra_adapters
+        # On a GPU the adapter stays in the dtype it was trained and saved in (TRL trains QLoRA adapters in bf16):
+        # PEFT would otherwise upcast it to float32, which makes every LoRA product a float32 matmul on bf16 inputs.
+        keep = {"autocast_adapter_dtype": False} if self.device == "cuda" else {}
         try:
-            self.model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name="default")
+            self.model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name="default", **keep)
             for name, path in extra.items():
                 adapter_dir = path
-                self.model.load_adapter(str(path), adapter_name=name)
+                self.model.load_adapter(str(path), adapter_name=name, **keep)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{adapter_dir}: cannot load this adapter on {cfg.model.name_or_path!r}: "
                              f"{str(exc).splitlines()[0][:300]}") from None
@@ -119,9 +122,10 @@ class ModelUnderTest:
             raise ValueError(f"unknown variant(s) {unknown} (have {', '.join(self.variants)})")
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str | None] = [None] * len(prompts)
+        batch = self._generation_batch(prompts, max_new_tokens)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
+            for start in range(0, len(order), batch):
+                idx = order[start:start + batch]
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -137,7 +141,8 @@ class ModelUnderTest:
 
         Context and continuation are tokenized separately and joined, so the continuation's tokens are the same
         whatever the context. An empty context is scored after the tokenizer's BOS token (or EOS when it has none).
-        Items are batched by length (right padding; padded positions are masked out of the sums).
+        Items are batched by length (left padding with each sequence's own position ids; padded positions are masked
+        out).
         """
         items = self._encode_pairs(contexts, continuations, "score")
         return [(float(lp.sum()), len(lp)) for lp in self._continuation_logprobs(items, variant, "score")]
@@ -171,33 +176,47 @@ class ModelUnderTest:
         return items
 
     def _continuation_logprobs(self, items: list[tuple[list, list]], variant: str, what: str) -> list:
-        """Per item, a 1-D CPU tensor of its continuation tokens' log-probabilities (batched by length, right pad)."""
+        """Per item, a 1-D CPU tensor of its continuation tokens' log-probabilities (batched by length, left pad)."""
         from tqdm.auto import tqdm
 
         torch = self._torch
         order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
         out: list = [None] * len(items)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        longest = max((len(c) + len(x) for c, x in items), default=1)
+        batch = self.batch_for(longest, "score")
+        log.debug("%s (%s): %d items, batches of %d", what, variant, len(items), batch)
         with self._variant(variant), torch.inference_mode():
-            for b in tqdm(range(0, len(order), self.batch_size), desc=f"{what} ({variant})", leave=False,
+            for b in tqdm(range(0, len(order), batch), desc=f"{what} ({variant})", leave=False,
                           disable=None):
-                idx = order[b:b + self.batch_size]
+                idx = order[b:b + batch]
                 seqs = [items[i][0] + items[i][1] for i in idx]
                 width = max(map(len, seqs))
+                # Left padding, so every continuation ends at the last position and only the last `keep` positions'
+                # logits are needed (a continuation is a few tokens; the vocabulary-wide float logits of every
+                # context position were most of the memory traffic). Explicit position ids keep each sequence's
+                # positions as if it were alone.
+                keep = max(len(items[i][1]) for i in idx) + 1
                 ids = torch.full((len(idx), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(idx), width), dtype=torch.long)
                 for r, s in enumerate(seqs):
-                    ids[r, :len(s)] = torch.tensor(s)
-                    mask[r, :len(s)] = 1
-                logits = self.model(input_ids=ids.to(self.model.device),
-                                    attention_mask=mask.to(self.model.device)).logits.float()
-                logp = torch.log_softmax(logits[:, :-1], dim=-1)
-                targets = ids[:, 1:].to(logp.device)
+                    ids[r, width - len(s):] = torch.tensor(s)
+                    mask[r, width - len(s):] = 1
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                dev = self.model.device
+                inputs = {"input_ids": ids.to(dev), "attention_mask": mask.to(dev), "position_ids": positions.to(dev),
+                          "use_cache": False}
+                try:
+                    logits = self.model(**inputs, logits_to_keep=keep).logits[:, -keep:]
+                except TypeError:  # a model class without logits_to_keep
+                    logits = self.model(**inputs).logits[:, -keep:]
+                logp = torch.log_softmax(logits.float()[:, :-1], dim=-1)
+                targets = ids[:, width - keep + 1:].to(logp.device)
                 tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
                 for r, i in enumerate(idx):
-                    n_ctx, n_cont = len(items[i][0]), len(items[i][1])
-                    # token t of the sequence is predicted at position t-1
-                    out[i] = tok_lp[r, n_ctx - 1:n_ctx - 1 + n_cont]
+                    # the continuation's n tokens are the last n; each is predicted one position before it
+                    n_cont = len(items[i][1])
+                    out[i] = tok_lp[r, keep - 1 - n_cont:keep - 1]
         return out
 
     def _token_texts(self, text: str, ids: list[int]) -> list[str]:
@@ -225,7 +244,7 @@ class ModelUnderTest:
         torch = self._torch
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[list[str] | None] = [None] * len(prompts)
-        per_batch = max(1, self.batch_size // max(1, num_samples))
+        per_batch = max(1, self._generation_batch(prompts, max_new_tokens) // max(1, num_samples))
         with self._variant(variant), torch.inference_mode():
             for b in tqdm(range(0, len(order), per_batch), desc=f"sample ({variant})", leave=False, disable=None):
                 idx = order[b:b + per_batch]
@@ -239,6 +258,13 @@ class ModelUnderTest:
                 for r, i in enumerate(idx):
                     out[i] = [t.strip() for t in texts[r * num_samples:(r + 1) * num_samples]]
         return out  # type: ignore[return-value]
+
+    def _generation_batch(self, prompts: list[str], max_new_tokens: int) -> int:
+        """Sequences per generate call for these prompts (their longest in tokens plus the new tokens)."""
+        longest = 0
+        if self.device == "cuda" and prompts and self.cfg.eval.gpu_batch_size == "auto":
+            longest = max(map(len, self.tokenizer(prompts, add_special_tokens=False)["input_ids"]))
+        return self.batch_for(longest + max_new_tokens)
 
     def batch_for(self, seq_tokens: int, kind: str = "generate") -> int:
         """Items per model call. CPU: ``batch_size``. CUDA: ``eval.gpu_batch_size``, or with "auto" as many
@@ -267,10 +293,7 @@ class ModelUnderTest:
         torch = self._torch
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str | None] = [None] * len(prompts)
-        longest = 0
-        if self.device == "cuda" and prompts and self.cfg.eval.gpu_batch_size == "auto":
-            longest = max(map(len, self.tokenizer(prompts, add_special_tokens=False)["input_ids"]))
-        batch = self.batch_for(longest + max_new_tokens)
+        batch = self._generation_batch(prompts, max_new_tokens)
         log.debug("generate (%s): %d prompts, batches of %d", variant, len(prompts), batch)
         with self._variant(variant), torch.inference_mode():
             for start in tqdm(range(0, len(order), batch), desc=f"generate ({variant})", leave=False):

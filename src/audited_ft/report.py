@@ -478,13 +478,31 @@ def _load_audits(run: _Run) -> dict[str, dict]:
     return audits
 
 
+def _without_extra_adapters(metrics: dict | None, manifest: dict) -> dict | None:
+    """The metrics without the keys of further adapters evaluated on the same base (``<metric>.NAME.<side>``, whose
+    ``<metric>.base`` exists): the per-probe tables would otherwise list them as metrics of this run's adapter."""
+    from audited_ft.report_adapters import _extra_names
+
+    names = _extra_names(manifest)
+    if not metrics or not names:
+        return metrics
+    pattern = re.compile(r"^(.+)\.(" + "|".join(map(re.escape, names)) + r")\.(base|adapter|delta|n)(\.ci_low|\.ci_high)?$")
+
+    def extra(key: str) -> bool:
+        hit = pattern.match(key)
+        return bool(hit) and f"{hit.group(1)}.base" in metrics
+
+    return {k: v for k, v in metrics.items() if not extra(k)}
+
+
 def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SAMPLES) -> dict:
     """Everything the template needs, read from ``run_dir``. Raises :class:`RunFolderError` without a manifest."""
     from audited_ft.review import review_view
 
     run = _Run(Path(run_dir))
     m, gaps = run.manifest, []
-    metrics, gates = run.load("eval/metrics.json"), run.load("gates.json")
+    all_metrics, gates = run.load("eval/metrics.json"), run.load("gates.json")
+    metrics = _without_extra_adapters(all_metrics, m)  # the sections describe this run's adapter; the panel the rest
     train_summary, audits = run.load("train/summary.json"), _load_audits(run)
     accepted_risks = m.get("accepted_risks") or (run.load("audits/summary.json") or {}).get("accepted") or []
     accepted = {str(r.get("audit")) for r in accepted_risks}
@@ -504,11 +522,15 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
     gaps.sort(key=lambda g: SECTIONS.index(g[0]))  # stable: keeps each section's own order
     stage_names = list(STAGES) + [s for s in run.stages if s not in STAGES]
     confidence = (metrics or {}).get("eval.confidence", 0.95)
+    from audited_ft.report_adapters import adapters_view, run_gates
+
+    adapters = adapters_view(all_metrics, m, *run_gates(gates, run.path / "config.resolved.yaml"))
     return {"title": title or f"Risk report — {m.get('run_id', run.path.name)}", "m": m, **sections,
             "verdict": _verdict(run, gates, audits, accepted),
             "gates": gates, "gate_rows": _gate_rows(gates, metrics), "why_gates": run.why_absent("gates.json", "gate"),
             "accepted_risks": accepted_risks, "gaps": gaps, "sections": SECTIONS, "human_review": human_review,
             "metrics_present": metrics is not None,
+            "adapters": adapters,
             "stages": [(s, run.stages.get(s) or {}) for s in stage_names],
             "ci_label": f"{fmt_num(100 * confidence, 0)}% CI" if isinstance(confidence, (int, float)) else "CI",
             "data_sources": ((run.load("data/stats.json") or {}).get("sources")) or {},
