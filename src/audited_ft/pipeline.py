@@ -177,16 +177,27 @@ def finish(rf: RunFolder, passed: bool, why: str = "") -> RunResult:
 def run_pipeline(cfg: Config, rf: RunFolder, baseline: Path | None = None) -> RunResult:
     """All stages in order. A blocking audit stops before training; the report is rendered either way. With
     ``baseline`` (a finished run folder), the gate stage also fails on regressions against it."""
-    from audited_ft.gates import failed_names
+    return _run_stages(cfg, rf, baseline)
 
-    stage_data(cfg, rf)
-    audits = stage_audit(cfg, rf)
+
+def _run_stages(cfg: Config, rf: RunFolder, baseline: Path | None, done: frozenset[str] = frozenset(),
+                resume: bool = False) -> RunResult:
+    """The stage sequence, skipping those in ``done``; with ``resume``, training continues from its newest
+    checkpoint."""
+    from audited_ft.gates import failed_names
+    from audited_ft.runfolder import read_json
+
+    if "data" not in done:
+        stage_data(cfg, rf)
+    audits = stage_audit(cfg, rf) if "audit" not in done else read_json(rf / "audits/summary.json")
     if not audits["passed"]:
         result = finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
         stage_report(cfg, rf)
         return result
-    stage_train(cfg, rf)
-    stage_eval(cfg, rf)
+    if "train" not in done:
+        stage_train(cfg, rf, resume=resume)
+    if "eval" not in done:
+        stage_eval(cfg, rf)
     gates = stage_gate(cfg, rf, baseline=baseline)
     failed = failed_names(gates)
     result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
@@ -202,8 +213,7 @@ def resume_pipeline(rf: RunFolder, baseline: Path | None = None) -> RunResult:
     (``eval/cache``) and computes only the missing ones; gates and the report are redone. Each resume is recorded in
     the manifest (``resumes``)."""
     from audited_ft.errors import RunFolderError
-    from audited_ft.gates import failed_names
-    from audited_ft.runfolder import read_json, utcnow
+    from audited_ft.runfolder import utcnow
 
     m = rf.manifest()
     cfg = load_config(rf.require("config.resolved.yaml", "run"))
@@ -216,22 +226,7 @@ def resume_pipeline(rf: RunFolder, baseline: Path | None = None) -> RunResult:
                                                          "interrupted": m.get("failed_stage") or next(
                                                              (s for s in todo), None)}])
     log.info("resuming %s: done %s; to do %s", rf.path, ", ".join(sorted(done)) or "nothing", ", ".join(todo))
-    if "data" not in done:
-        stage_data(cfg, rf)
-    audits = stage_audit(cfg, rf) if "audit" not in done else read_json(rf / "audits/summary.json")
-    if not audits["passed"]:
-        result = finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
-        stage_report(cfg, rf)
-        return result
-    if "train" not in done:
-        stage_train(cfg, rf, resume=True)
-    if "eval" not in done:
-        stage_eval(cfg, rf)
-    gates = stage_gate(cfg, rf, baseline=baseline)
-    failed = failed_names(gates)
-    result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
-    stage_report(cfg, rf)
-    return result
+    return _run_stages(cfg, rf, baseline, done=frozenset(done), resume=True)
 
 
 # ----------------------------------------------------------------------------------------------- provenance
