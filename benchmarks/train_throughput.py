@@ -15,6 +15,12 @@ Configurations (``--configs``, comma-separated; the model is loaded once per gro
   ...+liger            liger-kernel's fused RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
   ...:nogc             without gradient checkpointing
   ...:drop0            LoRA dropout 0 instead of the stock recipe's 0.05 (PEFT then skips the dropout op)
+  harness:budget=8     THE TRAINING STAGE'S OWN PATH: audited_ft.train.build_trainer with train.memory_budget_gib=8
+                       and every other train setting at its default (packing, kernels and checkpointing on "auto",
+                       so the micro-batch and checkpointing come from the stage's calibration), LoRA as the stock
+                       recipe (r=64, alpha 16, dropout 0.05, all linear layers), trained with trainer.train() on
+                       pre-tokenised rows of the same lengths (15% of each row is the target); a callback times
+                       each optimizer step
 
     python3 benchmarks/train_throughput.py --model /tmp/llama_7b --configs stock:B=4,packed:T=4096 --out $OUT
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import statistics
 import time
@@ -38,7 +45,7 @@ def parse(spec: str) -> dict:
     kind, *opts = spec.split(":")
     base, *extras = kind.split("+")
     cfg = {"spec": spec, "kind": base, "liger": "liger" in extras, "gc": True, "B": 4, "T": 4096, "L": None,
-           "dropout": 0.05}
+           "dropout": 0.05, "budget": None}
     for o in opts:
         if o == "nogc":
             cfg["gc"] = False
@@ -46,7 +53,7 @@ def parse(spec: str) -> dict:
             cfg["dropout"] = 0.0
         else:
             k, v = o.split("=")
-            cfg[k] = int(v)
+            cfg[k] = float(v) if k == "budget" else int(v)
     cfg["L"] = cfg["L"] or cfg["T"]
     return cfg
 
@@ -150,6 +157,98 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "loss": round(float(loss), 3)}
 
 
+def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: int, max_length: int) -> dict:
+    """The training stage's path (audited_ft.train.build_trainer + trainer.train()) under a memory budget."""
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerFast, TrainerCallback
+
+    from audited_ft.config import Config
+    from audited_ft.train import build_trainer
+
+    from tokenizers import Tokenizer, models
+
+    size = json.loads((Path(model_path) / "config.json").read_text())["vocab_size"]
+    cuda = torch.cuda.is_available()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"t{i}": i for i in range(3, size)}}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+                                  unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    rng = random.Random(7)
+    rows = []
+    for _ in range(6000):
+        n = rng.choice(lengths)
+        target = max(1, round(n * 0.15))
+        ids = [rng.randrange(3, size) for _ in range(n)]
+        rows.append({"input_ids": ids, "labels": [-100] * (n - target) + ids[n - target:]})
+    train = {"batch_size": cfg["B"]} if cfg["budget"] is None else {}  # harness:B=8 without a budget (FSDP)
+    c = Config.model_validate({
+        "model": {"name_or_path": model_path, "use_chat_template": False}, "data": {"source": "unused.jsonl"},
+        "train": {"memory_budget_gib": cfg["budget"], "max_length": max_length, "max_steps": warmup + steps,
+                  "checkpoint_every_steps": 0, "device": "cuda" if cuda else "cpu", "learning_rate": 2e-4, **train},
+        "lora": {"r": 64, "alpha": 16, "dropout": cfg["dropout"], "target_modules": "all-linear"}})
+    times: list[tuple[float, int]] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            sync()
+            self.t0, self.n0 = time.perf_counter(), trainer._total_train_tokens
+
+        def on_step_end(self, args, state, control, **kw):
+            sync()
+            times.append((time.perf_counter() - self.t0, trainer._total_train_tokens - self.n0))
+
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        trainer, speed = build_trainer(c, Path(folder), Dataset.from_list(rows), None, [StepTimer()], tokenizer=tok)
+        setup_s = time.perf_counter() - started
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        trainer.train()
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    measured = times[warmup:]
+    rates = [n / t for t, n in measured]
+    out = {"spec": cfg["spec"], "kind": "harness", "budget_gib": cfg["budget"], "dropout": cfg["dropout"],
+           "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+           "steps": len(measured), "useful_tokens_per_s": round(statistics.median(rates), 1),
+           "mean_useful_tokens_per_s": round(sum(n for _, n in measured) / sum(t for t, _ in measured), 1),
+           "tokens_per_step": round(statistics.mean(n for _, n in measured)),
+           "median_step_s": round(statistics.median(t for t, _ in measured), 4), "peak_gib": peak and round(peak, 2),
+           "setup_s": round(setup_s, 1),
+           "settings": {k: speed.get(k) for k in ("packing", "pack_length", "kernels", "micro_batch",
+                                                   "gradient_checkpointing", "optimizer")},
+           "calibration": speed.get("calibration"),
+           "loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)}
+    del trainer
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return out
+
+
+SHAPES = {  # Llama 2 shapes (the 7B one as in ../shared/bench/stock_qlora_baseline.py)
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
+    "13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40),
+}
+
+
+def make_model(size: str, path: str) -> None:
+    """A random-weight Llama 2 shape in bf16 safetensors at ``path`` (skipped when it exists): speed and memory do not
+    depend on the weight values."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    if Path(path, "config.json").exists():
+        return
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # built in bf16: 13B is 26 GB
+        model = AutoModelForCausalLM.from_config(LlamaConfig(vocab_size=32000, max_position_embeddings=4096,
+                                                             **SHAPES[size]), dtype=torch.bfloat16)
+    model.save_pretrained(path)
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="/tmp/llama_7b")
@@ -159,13 +258,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--make-model", choices=sorted(SHAPES), help="first write a random model of this shape to --model")
     args = ap.parse_args()
+    if args.make_model:
+        make_model(args.make_model, args.model)
+        if not args.configs:
+            return
     lengths = [min(n, args.max_length) for n in json.loads(args.lengths.read_text())["lengths"]]
     cfgs = [parse(s) for s in args.configs.split(",")]
     groups: dict[tuple, list[dict]] = {}
     for c in cfgs:
-        groups.setdefault((c["gc"], c["liger"], c["dropout"]), []).append(c)
+        if c["kind"] != "harness":
+            groups.setdefault((c["gc"], c["liger"], c["dropout"]), []).append(c)
     results = []
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch: rank 0 reports
+    for c in cfgs:  # the harness first: the stock groups patch liger into the Llama classes for good
+        if c["kind"] == "harness":
+            r = harness(args.model, c, lengths, args.steps, args.warmup, args.max_length)
+            if main_process:
+                print(json.dumps(r), flush=True)
+            results.append(r)
     for (use_gc, liger, dropout), group in groups.items():
         model = load(args.model, use_gc, liger, dropout)
         vocab = model.config.vocab_size
@@ -179,9 +291,10 @@ def main() -> None:
         del model
         gc.collect()
         torch.cuda.empty_cache()
-    info = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "max_length": args.max_length,
+    info = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "max_length": args.max_length,
             "mean_row_tokens": round(statistics.mean(lengths), 1), "results": results}
-    if args.out:
+    info["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.out and main_process:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "train_throughput.json").write_text(json.dumps(info, indent=1))
 

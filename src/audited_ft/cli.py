@@ -44,10 +44,18 @@ def _safe(handler: logging.Handler) -> logging.Handler:
     return handler
 
 
-def _guard(fn: Callable[[], int | None]) -> None:
-    """Run a command body; map our errors to exit codes with a clean message, never a traceback."""
+def _guard(fn: Callable[[], int | None], multi_process: bool = False) -> None:
+    """Run a command body; map our errors to exit codes with a clean message, never a traceback. Only the training
+    stage may run in several processes (``accelerate launch``); any other command started that way is refused."""
     _setup_logging(os.environ.get("AFT_DEBUG") == "1")
     try:
+        from audited_ft import distributed
+
+        if distributed.is_distributed() and not multi_process:
+            raise ConfigError(f"this command runs in one process, but it was started as one of "
+                              f"{distributed.world_size()} (accelerate launch / torchrun). Only training runs on "
+                              "several GPUs: audited-ft audit CONFIG, then accelerate launch -m audited_ft train "
+                              "RUN_DIR, then audited-ft run --resume RUN_DIR (README: Multi-GPU training)")
         code = fn() or 0
     except GateFailed as exc:
         typer.echo(f"FAILED: {for_terminal(exc)}", err=True)
@@ -191,7 +199,7 @@ def _stage_command(stage: str) -> Callable[[Path], None]:
             else:
                 typer.echo(f"{stage}: done — {rf.path}")
 
-        _guard(body)
+        _guard(body, multi_process=stage == "train")
 
     return command
 

@@ -161,7 +161,9 @@ class EarlyStoppingConfig(_Strict):
 class TrainConfig(_Strict):
     epochs: float = Field(1.0, gt=0, description="Passes over the train split (ignored when max_steps > 0).")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs).")
-    batch_size: int = Field(8, ge=1, description="Micro-batch size per device.")
+    batch_size: int = Field(8, ge=1, description=(
+        "Micro-batch size per device: examples, or packed rows of up to max_length tokens when packing is on. With "
+        "memory_budget_gib set on CUDA it is chosen from the budget instead."))
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     learning_rate: float = Field(2e-4, gt=0)
     lr_scheduler: str = Field("linear", description="transformers scheduler name.")
@@ -170,7 +172,25 @@ class TrainConfig(_Strict):
     max_length: int = Field(512, ge=16, description="Tokens per example (prompt + target); longer rows are truncated.")
     eval_every_steps: int = Field(10, ge=1, description="Validation loss every N steps.")
     gradient_checkpointing: Literal["auto", "on", "off"] = Field(
-        "auto", description="auto: on for CUDA, off on CPU (on CPU it costs time and small models fit anyway).")
+        "auto", description=("auto: on for CUDA, off on CPU (on CPU it costs time and small models fit anyway); with "
+                             "memory_budget_gib, whichever trains faster within the budget (both are measured)."))
+    packing: Literal["auto", "on", "off"] = Field("auto", description=(
+        "Pack examples best-fit into rows of max_length tokens (no padding between them, each example attends only "
+        "to itself, loss still on target tokens only). auto: on for CUDA, off on CPU. Packing changes what one "
+        "optimizer step holds (rows, not examples), so steps per epoch drop."))
+    kernels: Literal["auto", "liger", "none"] = Field("auto", description=(
+        "Fused training kernels: liger-kernel's RMSNorm, RoPE and SwiGLU (the 'gpu' extra). auto: on CUDA where "
+        "liger-kernel is installed and supports the architecture."))
+    @field_validator("gradient_checkpointing", "packing", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v):
+        # YAML reads a bare on/off (or yes/no) as a boolean
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    memory_budget_gib: Optional[float] = Field(None, gt=0, description=(
+        "GPU memory for training, per device (GiB). Set, the micro-batch (batch_size) and activation checkpointing "
+        "are chosen by measuring real training micro-steps at start-up: the largest micro-batch that fits, with or "
+        "without checkpointing, whichever is faster. Ignored on CPU (noted in the summary)."))
     optimizer: str = Field("auto", description="auto: paged_adamw_8bit on CUDA, adamw_torch on CPU; or a transformers optim name.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train and evaluate.")
     checkpoint_every_steps: int = Field(50, ge=0, description=(

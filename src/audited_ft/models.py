@@ -163,10 +163,18 @@ def load_base_model(resolved: ResolvedModel, quant, device: str, revision: str |
             raise MissingDependency("4-bit QLoRA loading", "bitsandbytes") from None
         from transformers import BitsAndBytesConfig
 
+        from audited_ft import distributed
+
+        fsdp = device == "cuda" and distributed.fsdp_enabled()
+        # FSDP-QLoRA: FSDP shards only floating-point tensors of one dtype, so the packed 4-bit weights are stored
+        # in the compute dtype, and FSDP (not a device map) places them.
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=quant.quant_type,
-            bnb_4bit_use_double_quant=quant.double_quant, bnb_4bit_compute_dtype=dtype)
-        kwargs["device_map"] = {"": 0} if device == "cuda" else {"": "cpu"}
+            bnb_4bit_use_double_quant=quant.double_quant, bnb_4bit_compute_dtype=dtype,
+            **({"bnb_4bit_quant_storage": dtype} if fsdp else {}))
+        if not fsdp:
+            # one process per GPU under DDP (LOCAL_RANK); GPU 0 otherwise
+            kwargs["device_map"] = {"": distributed.local_rank()} if device == "cuda" else {"": "cpu"}
     try:
         model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
     except OSError as exc:
@@ -179,7 +187,10 @@ def load_base_model(resolved: ResolvedModel, quant, device: str, revision: str |
         raise ModelError(f"model.name_or_path = {resolved.name!r}: cannot load the model "
                          f"(offline, or not a model?): {first}") from None
     if not quant.load_in_4bit:
-        model = model.to(device)
+        from audited_ft import distributed
+
+        model = model.to(f"cuda:{distributed.local_rank()}" if device == "cuda" and distributed.is_distributed()
+                         else device)
     model.config.use_cache = True
     torch.manual_seed(0)
     return model

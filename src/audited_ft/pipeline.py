@@ -129,8 +129,12 @@ def stage_audit(cfg: Config, rf: RunFolder) -> dict:
 
 
 def stage_train(cfg: Config, rf: RunFolder, resume: bool = False) -> None:
+    from audited_ft import distributed
     from audited_ft.train import train_adapter
 
+    if not distributed.is_main():  # accelerate launch: the other processes train; the main one records the stage
+        train_adapter(cfg, rf, resume=resume)
+        return
     with rf.stage("train") as info:
         s = train_adapter(cfg, rf, resume=resume)
         info.update({"steps": s["steps"], "train_tokens": s["train_tokens"]})

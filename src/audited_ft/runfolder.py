@@ -217,6 +217,11 @@ class RunFolder:
         the kernel when the holder exits in any way (``kill -9`` included), so a crashed run can be resumed."""
         import fcntl
 
+        from audited_ft import distributed
+
+        if not distributed.is_main():  # accelerate launch: the main process of the group holds the folder
+            yield
+            return
         path = self.path / ".lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

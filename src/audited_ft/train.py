@@ -13,6 +13,7 @@ import resource
 import shutil
 import time
 
+from audited_ft import distributed
 from audited_ft.config import Config
 from audited_ft.errors import ConfigError, RunFolderError
 from audited_ft.footprint import PowerSampler
@@ -36,6 +37,8 @@ def _log_callback(path):
         """Appends every log event (train loss, eval loss) to train/log.jsonl as it happens."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:  # several training processes: the main one writes the log
+                return
             keep = {k: v for k, v in (logs or {}).items()
                     if k in ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "num_tokens")}
             if keep:
@@ -45,34 +48,54 @@ def _log_callback(path):
     return JsonlLog()
 
 
-def _sft_config(cfg: Config, rf: RunFolder, device: str, dtype):
+def packing_on(cfg: Config, device: str) -> bool:
+    return cfg.train.packing == "on" or (cfg.train.packing == "auto" and device == "cuda")
+
+
+def _sft_config(cfg: Config, folder, device: str, dtype):
     import torch
     from trl import SFTConfig
 
+    from audited_ft import distributed
+
     t = cfg.train
     gc = t.gradient_checkpointing == "on" or (t.gradient_checkpointing == "auto" and device == "cuda")
-    optim = t.optimizer if t.optimizer != "auto" else ("paged_adamw_8bit" if device == "cuda" else "adamw_torch")
+    fsdp = distributed.fsdp_enabled()
+    # bitsandbytes' paged 8-bit AdamW cannot save its state under FSDP (PEFT's FSDP guide): plain AdamW there, whose
+    # state FSDP shards across the GPUs anyway.
+    optim = t.optimizer if t.optimizer != "auto" else (
+        "adamw_torch" if fsdp or device != "cuda" else "paged_adamw_8bit")
     saving: dict = {"save_strategy": "no"}
-    if t.early_stopping.enabled:
+    checkpoint_every = 0 if fsdp else t.checkpoint_every_steps
+    if fsdp and (t.checkpoint_every_steps or t.early_stopping.enabled):
+        log.warning("FSDP training: periodic checkpoints (and so --resume and early stopping) are off; the adapter "
+                    "is saved at the end")
+    if t.early_stopping.enabled and not fsdp:
         # Restoring the best adapter needs a checkpoint at every evaluation: same strategy and interval as the
         # evaluation (transformers checks this). Full checkpoints (optimizer, scheduler and RNG state too, so a killed
         # run can resume), the best one and the latest kept; the folder is removed once the adapter is saved.
         saving = {"save_strategy": "steps", "save_steps": t.eval_every_steps, "save_only_model": False,
                   "save_total_limit": 1, "load_best_model_at_end": True, "metric_for_best_model": "eval_loss",
                   "greater_is_better": False}
-    elif t.checkpoint_every_steps > 0:
+    elif checkpoint_every > 0:
         # Resumable checkpoints only (audited-ft run --resume): the latest one kept, removed after training.
-        saving = {"save_strategy": "steps", "save_steps": t.checkpoint_every_steps, "save_only_model": False,
+        saving = {"save_strategy": "steps", "save_steps": checkpoint_every, "save_only_model": False,
                   "save_total_limit": 1}
+    packing = packing_on(cfg, device)
     return SFTConfig(
-        output_dir=str(rf / "train/checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
+        output_dir=str(folder / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, max_length=t.max_length, optim=optim,
         **{_checkpointing_key(SFTConfig): gc}, bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
         use_cpu=device == "cpu", eval_strategy="steps", eval_steps=t.eval_every_steps, logging_steps=1,
         **saving, report_to=[], seed=cfg.run.seed, data_seed=cfg.run.seed, completion_only_loss=True,
-        dataset_num_proc=None, disable_tqdm=False, logging_first_step=True)
+        dataset_num_proc=None, disable_tqdm=False, logging_first_step=True,
+        # Packed rows of max_length tokens (train_speed.PackedRowsCollator keeps them apart); the validation split
+        # stays unpacked so its loss is comparable with unpacked runs.
+        packing=packing, packing_strategy="bfd", eval_packing=False,
+        # Non-reentrant checkpointing: works under DDP without marking parameters twice, needs no input-grad hook.
+        gradient_checkpointing_kwargs={"use_reentrant": False}, ddp_find_unused_parameters=False)
 
 
 def _checkpointing_key(config_cls) -> str:
@@ -100,6 +123,23 @@ def _trainer_class(base):
             for name, param in model.named_parameters():
                 if name in dtypes and param.dtype != dtypes[name]:
                     param.data = param.data.to(dtypes[name])
+            return out
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # TRL counts a batch without attention mask as one flattened row (its padding-free layout); packed rows
+            # kept apart are counted here instead: real tokens, padding excluded.
+            before = getattr(self, "_total_train_tokens", None)
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch)
+            if (before is not None and self.model.training and "attention_mask" not in inputs
+                    and "position_ids" in inputs):
+                import torch
+
+                from audited_ft.train_speed import real_tokens
+
+                local = torch.tensor(real_tokens(inputs["position_ids"]), device=inputs["position_ids"].device)
+                self._total_train_tokens = before + int(self.accelerator.gather_for_metrics(local).sum().item())
+                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
             return out
 
         def _load_from_checkpoint(self, *args, **kwargs):
@@ -148,13 +188,24 @@ def _keep_log_until(path, step: int) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
-def _save_adapter(model, target) -> None:
-    """save_pretrained into a temporary sibling folder, then swap it in: never a half-written adapter folder."""
+def _save_adapter(trainer, target) -> None:
+    """save_pretrained into a temporary sibling folder, then swap it in: never a half-written adapter folder. Under
+    FSDP every process takes part in gathering the sharded adapter; only the main process writes."""
+    from audited_ft import distributed
+
     tmp = target.with_name(f".{target.name}.tmp")
     old = target.with_name(f".{target.name}.old")
-    for d in (tmp, old):
-        shutil.rmtree(d, ignore_errors=True)
-    model.save_pretrained(str(tmp))
+    main = distributed.is_main()
+    if main:
+        for d in (tmp, old):
+            shutil.rmtree(d, ignore_errors=True)
+    if distributed.fsdp_enabled():
+        trainer.save_model(str(tmp))  # collective: the full adapter state dict is gathered on the main process
+    elif main:
+        trainer.model.save_pretrained(str(tmp))
+    if not main:
+        return
+    (tmp / "training_args.bin").unlink(missing_ok=True)  # Trainer.save_model's pickle of the arguments: not shipped
     if target.exists():
         target.rename(old)
     tmp.rename(target)
@@ -169,10 +220,8 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
     import torch
     import transformers
     from datasets import Dataset
-    from peft import LoraConfig, prepare_model_for_kbit_training
-    from trl import SFTTrainer
 
-    from audited_ft.models import compute_dtype, load_base_model, load_tokenizer, pick_device, resolve_model
+    from audited_ft.models import compute_dtype, load_tokenizer, pick_device, resolve_model
     from audited_ft.prepare import load_splits
 
     _check_audits_passed(rf)
@@ -184,35 +233,29 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
                           "none (set data.split.validation > 0 with data.source, or data.validation)")
     device = pick_device(cfg.train.device)
     dtype = compute_dtype(cfg.quantization.compute_dtype, device)
-    resolved = resolve_model(cfg.model.name_or_path, cfg.model.licence)
-    tokenizer = load_tokenizer(resolved, cfg.model.revision, cfg.model.trust_remote_code)
-    model = load_base_model(resolved, cfg.quantization, device, cfg.model.revision, cfg.model.trust_remote_code)
-    args = _sft_config(cfg, rf, device, dtype)
-    if cfg.quantization.load_in_4bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
-    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    tokenizer = load_tokenizer(resolve_model(cfg.model.name_or_path, cfg.model.licence), cfg.model.revision,
+                               cfg.model.trust_remote_code)
     train_ds = Dataset.from_list(_prompt_rows(cfg, tokenizer, splits["train"]))
     val_rows = splits.get("validation") or []
     eval_ds = Dataset.from_list(_prompt_rows(cfg, tokenizer, val_rows)) if val_rows else None
-    if eval_ds is None:
-        args.eval_strategy = "no"
+    main = distributed.is_main()
     log_path = rf / "train/log.jsonl"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint, resumed_step = latest_checkpoint(rf / "train/checkpoints") if resume else (None, None)
-    if checkpoint is None:
-        shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
-        log_path.write_text("")
-    else:
-        log.info("resuming training from %s (step %d)", checkpoint, resumed_step)
-        _keep_log_until(log_path, resumed_step)
+    if main:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None:
+            shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
+            log_path.write_text("")
+        else:
+            log.info("resuming training from %s (step %d)", checkpoint, resumed_step)
+            _keep_log_until(log_path, resumed_step)
     log_cb = _log_callback(log_path)
     callbacks = [log_cb]
     if es.enabled:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=es.patience,
                                                             early_stopping_threshold=es.min_delta))
-    trainer = _trainer_class(SFTTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                                         processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
+    trainer, speed = build_trainer(cfg, rf / "train", train_ds, eval_ds, callbacks, resume=checkpoint is not None,
+                                   tokenizer=tokenizer)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.time()
@@ -225,15 +268,103 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
     history = trainer.state.log_history
     if stopping["restored_best_step"] not in (None, trainer.state.global_step):
         history = history[:n_logged]  # the restored weights' re-evaluation is not a point of the training curve
-    _save_adapter(trainer.model, rf / "train/adapter")
-    shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
+    _save_adapter(trainer, rf / "train/adapter")
     summary = _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg, after_step=resumed_step or 0)
     summary.update(stopping)
     summary["resumed_from_step"] = resumed_step
     summary["gpu_power"] = power.summary()
-    write_json(rf / "train/summary.json", summary)
-    rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json")
+    summary["speed"] = {**speed, "measured_tokens_per_second": summary["tokens_per_second"],
+                        "measured_peak_memory_mb": summary["peak_memory_mb"]}
+    if main:
+        shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
+        write_json(rf / "train/summary.json", summary)
+        rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json")
     return summary
+
+
+def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: bool = False, tokenizer=None):
+    """The training stage's trainer, ready to ``train()``: the 4-bit base loaded, kernels applied, LoRA added, the
+    data prepared (packed on CUDA), and the throughput settings settled (a memory budget calibrated). ``folder``
+    receives checkpoints/ and speed.json. ``train_ds``/``eval_ds``: prompt/completion rows, or rows already tokenised
+    (input_ids and completion_mask; benchmarks/train_throughput.py times this same path on such rows). Returns the
+    trainer and the settings."""
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from trl import SFTTrainer
+
+    from audited_ft.models import compute_dtype, load_base_model, load_tokenizer, pick_device, resolve_model
+    from audited_ft.train_speed import apply_kernels, set_checkpointing
+
+    device = pick_device(cfg.train.device)
+    dtype = compute_dtype(cfg.quantization.compute_dtype, device)
+    resolved = resolve_model(cfg.model.name_or_path, cfg.model.licence)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(resolved, cfg.model.revision, cfg.model.trust_remote_code)
+    model = load_base_model(resolved, cfg.quantization, device, cfg.model.revision, cfg.model.trust_remote_code)
+    args = _sft_config(cfg, folder, device, dtype)
+    gc_on = getattr(args, _checkpointing_key(type(args)))
+    kernels = apply_kernels(model, cfg.train.kernels, device)
+    if cfg.quantization.load_in_4bit and not distributed.fsdp_enabled():
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc_on,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif gc_on:
+        # FSDP-QLoRA: every parameter of a wrapped unit must share the storage dtype, so the norms are not upcast
+        # to float32 as prepare_model_for_kbit_training would.
+        set_checkpointing(model, True)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    if eval_ds is None:
+        args.eval_strategy = "no"
+    trainer = _trainer_class(SFTTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                                         processing_class=tokenizer, peft_config=lora, callbacks=list(callbacks))
+    speed = _speed_settings(cfg, folder, trainer, device, kernels, gc_on, resume=resume)
+    return trainer, speed
+
+
+def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_on: bool, resume: bool) -> dict:
+    """Settle the throughput settings before training and return them for the summary: packing (and its collator),
+    kernels, and with a memory budget on CUDA the calibrated micro-batch and checkpointing. Written to
+    train/speed.json; a resumed run reuses that file's micro-batch and checkpointing, so it continues on the same
+    batches as the interrupted one."""
+    import torch
+
+    from audited_ft.train_speed import PackedRowsCollator, calibrate, set_checkpointing
+
+    t = cfg.train
+    packing = packing_on(cfg, device)
+    if packing:
+        trainer.data_collator = PackedRowsCollator(trainer.processing_class.pad_token_id)
+    speed = {"mode": distributed.mode(), "world_size": distributed.world_size(), "packing": packing,
+             "pack_length": t.max_length if packing else None, "kernels": kernels,
+             "micro_batch": t.batch_size, "gradient_checkpointing": bool(gc_on), "memory_budget_gib": t.memory_budget_gib,
+             "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim)), "train_rows": len(trainer.train_dataset)}
+    path = folder / "speed.json"
+    if t.memory_budget_gib is not None and device != "cuda":
+        speed["memory_budget_note"] = "ignored: the memory budget applies to CUDA training"
+    elif t.memory_budget_gib is not None and distributed.fsdp_enabled():
+        # FSDP places and shards the model only when training starts, so there is nothing to measure before it
+        speed["memory_budget_note"] = ("ignored under FSDP: train.batch_size and train.gradient_checkpointing are "
+                                       "used as set")
+    elif t.memory_budget_gib is not None:
+        earlier = read_json(path) if resume and path.is_file() else None
+        if earlier and earlier.get("calibration"):
+            plan = earlier["calibration"]
+        else:
+            candidates = {"auto": [False, True], "on": [True], "off": [False]}[t.gradient_checkpointing]
+            per_rank = -(-len(trainer.train_dataset) // distributed.world_size())
+            plan = calibrate(trainer, t.memory_budget_gib, candidates, max_rows=max(1, min(per_rank, 512)))
+            plan["rows"] = distributed.all_min(plan["rows"])
+            plan["gradient_checkpointing"] = distributed.broadcast_flag(plan["gradient_checkpointing"])
+        rows, gc_on = plan["rows"], plan["gradient_checkpointing"]
+        trainer.args.per_device_train_batch_size = rows
+        trainer.args.per_device_eval_batch_size = rows
+        trainer._train_batch_size = trainer.args.train_batch_size
+        setattr(trainer.args, _checkpointing_key(type(trainer.args)), gc_on)
+        set_checkpointing(trainer.model, gc_on)
+        speed.update(micro_batch=rows, gradient_checkpointing=gc_on, calibration=plan)
+        torch.cuda.empty_cache()
+    if distributed.is_main():
+        write_json(path, speed)
+    return speed
 
 
 def _stopping(trainer, enabled: bool) -> dict:
