@@ -45,7 +45,11 @@ def test_training_stage_on_two_gpus(tmp_path, launch):
     s = json.loads((run / "train/summary.json").read_text())
     assert s["steps"] == 4 and s["speed"]["world_size"] == 2
     assert s["speed"]["mode"] == ("fsdp" if launch == "fsdp_qlora" else "ddp")
-    assert (run / "train/adapter/adapter_model.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    weights = load_file(str(run / "train/adapter/adapter_model.safetensors"))
+    assert weights and not any("_fsdp_wrapped_module" in k for k in weights)
+    assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k), "the adapter was trained"
     r = runner.invoke(app, ["run", "--resume", str(run)])
     assert r.exit_code == 0, r.output
     m = json.loads((run / "manifest.json").read_text())

@@ -97,6 +97,9 @@ def test_packing_counts_the_same_tokens_as_padding_and_records_its_settings(tiny
     assert speed["micro_batch"] == 4 and speed["measured_tokens_per_second"] == packed["tokens_per_second"]
     assert padded["speed"]["packing"] is False
     assert json.loads((tmp_path / "packed/train/speed.json").read_text())["train_rows"] == speed["train_rows"]
+    html = (tmp_path / "packed/report.html").read_text()
+    assert "Throughput settings the training stage chose" in html and "rows of 256 tokens" in html
+    assert "off (padded batches)" in (tmp_path / "padded/report.html").read_text()
 
 
 def test_other_commands_refuse_a_multi_process_launch(tiny_cfg, tmp_path, monkeypatch):
@@ -143,3 +146,30 @@ def test_training_stage_under_a_two_process_launch(tiny_cfg, tmp_path):
     r = runner.invoke(app, ["run", "--resume", str(run)])
     assert r.exit_code == 0, r.output
     assert json.loads((run / "manifest.json").read_text())["stages"]["report"]["status"] == "done"
+
+
+def test_wrapper_names_are_stripped_and_an_incomplete_adapter_is_refused(tiny_cfg, tmp_path):
+    """An adapter saved from an FSDP-wrapped model carries FSDP's module names; they are stripped so PEFT finds every
+    LoRA weight. An adapter file that still lacks LoRA weights is refused at load (PEFT would only warn and evaluate
+    those layers as the base model)."""
+    from safetensors.torch import load_file, save_file
+
+    from audited_ft.errors import ModelError
+    from audited_ft.generation import ModelUnderTest
+    from audited_ft.pipeline import open_run
+    from audited_ft.train import strip_wrapper_names
+
+    r = runner.invoke(app, ["run", str(tiny_cfg), "--out", str(tmp_path), "--run-id", "a", "--set", "eval.limit=2"])
+    assert r.exit_code == 0, r.output
+    weights = tmp_path / "a/train/adapter/adapter_model.safetensors"
+    good = load_file(str(weights))
+    wrapped = {k.replace("layers.0.", "layers.0._fsdp_wrapped_module._checkpoint_wrapped_module."): v
+               for k, v in good.items()}
+    assert wrapped.keys() != good.keys()
+    save_file(wrapped, str(weights))
+    cfg, rf = open_run(tmp_path / "a")
+    with pytest.raises(ModelError, match="lacks .* of the .* LoRA weights"):
+        ModelUnderTest(cfg, rf / "train/adapter")
+    strip_wrapper_names(weights)
+    assert load_file(str(weights)).keys() == good.keys()
+    ModelUnderTest(cfg, rf / "train/adapter")  # loads again

@@ -76,9 +76,11 @@ class ModelUnderTest:
         keep = {"autocast_adapter_dtype": False} if self.device == "cuda" else {}
         try:
             self.model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name="default", **keep)
+            check_adapter_complete(self.model, "default", adapter_dir)
             for name, path in extra.items():
                 adapter_dir = path
                 self.model.load_adapter(str(path), adapter_name=name, **keep)
+                check_adapter_complete(self.model, name, path)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{adapter_dir}: cannot load this adapter on {cfg.model.name_or_path!r}: "
                              f"{str(exc).splitlines()[0][:300]}") from None
@@ -402,6 +404,26 @@ def check_adapter_weights(adapter_dir: Path) -> Path:
                          "save_pretrained, which writes safetensors), then point to the new folder.")
     raise ModelError(f"{folder}: no adapter_model.safetensors there — not a trained PEFT adapter folder (a run "
                      "folder's adapter is RUN/train/adapter, written by the 'train' stage)")
+
+
+def check_adapter_complete(model, name: str, adapter_dir: Path) -> None:
+    """A :class:`ModelError` unless the adapter's file held a weight for every LoRA layer PEFT created for it. PEFT
+    only warns about missing keys and leaves those layers at their initial values (LoRA B = 0: the base model's
+    output), so an adapter saved wrongly (for instance with another wrapper's parameter names) would be evaluated as
+    if it were the base model."""
+    from safetensors import safe_open
+
+    from audited_ft.errors import ModelError
+
+    with safe_open(str(Path(adapter_dir) / "adapter_model.safetensors"), framework="pt") as f:
+        stored = set(f.keys())
+    wanted = {n.replace(f".{name}.", ".") for n, _ in model.named_parameters() if f".{name}." in n and "lora_" in n}
+    missing = sorted(wanted - stored)
+    if missing:
+        raise ModelError(f"{adapter_dir}: adapter_model.safetensors lacks {len(missing)} of the {len(wanted)} LoRA "
+                         f"weights this adapter's config creates (first: {missing[0]}; the file holds "
+                         f"{len(stored)} tensor(s){', e.g. ' + sorted(stored)[0] if stored else ''}); "
+                         "it was saved incompletely or under other parameter names")
 
 
 def adapter_hash(adapter_dir: Path) -> str:

@@ -166,6 +166,10 @@ def load_base_model(resolved: ResolvedModel, quant, device: str, revision: str |
         from audited_ft import distributed
 
         fsdp = device == "cuda" and distributed.fsdp_enabled()
+        if fsdp:
+            # no device map under FSDP: bitsandbytes quantises onto the current device, which must be this
+            # process's GPU (FSDP checks every rank's parameters are on its own device)
+            torch.cuda.set_device(distributed.local_rank())
         # FSDP-QLoRA: FSDP shards only floating-point tensors of one dtype, so the packed 4-bit weights are stored
         # in the compute dtype, and FSDP (not a device map) places them.
         kwargs["quantization_config"] = BitsAndBytesConfig(

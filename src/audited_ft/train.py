@@ -82,7 +82,7 @@ def _sft_config(cfg: Config, folder, device: str, dtype):
         saving = {"save_strategy": "steps", "save_steps": checkpoint_every, "save_only_model": False,
                   "save_total_limit": 1}
     packing = packing_on(cfg, device)
-    return SFTConfig(
+    args = SFTConfig(
         output_dir=str(folder / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
@@ -96,6 +96,11 @@ def _sft_config(cfg: Config, folder, device: str, dtype):
         packing=packing, packing_strategy="bfd", eval_packing=False,
         # Non-reentrant checkpointing: works under DDP without marking parameters twice, needs no input-grad hook.
         gradient_checkpointing_kwargs={"use_reentrant": False}, ddp_find_unused_parameters=False)
+    if device == "cuda" and not distributed.is_distributed() and args.n_gpu > 1:
+        # One process on a machine with several GPUs: train on the one the model was loaded on. (Trainer would wrap
+        # the model in nn.DataParallel, which TRL refuses; several GPUs are for accelerate launch.)
+        args._n_gpu = 1
+    return args
 
 
 def _checkpointing_key(config_cls) -> str:
@@ -200,16 +205,73 @@ def _save_adapter(trainer, target) -> None:
         for d in (tmp, old):
             shutil.rmtree(d, ignore_errors=True)
     if distributed.fsdp_enabled():
-        trainer.save_model(str(tmp))  # collective: the full adapter state dict is gathered on the main process
+        _save_fsdp_adapter(trainer, tmp, main)  # collective: every process takes part in gathering
     elif main:
         trainer.model.save_pretrained(str(tmp))
     if not main:
         return
-    (tmp / "training_args.bin").unlink(missing_ok=True)  # Trainer.save_model's pickle of the arguments: not shipped
+    weights = tmp / "adapter_model.safetensors"
+    expected = getattr(trainer, "_aft_lora_names", None)
+    if expected:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as f:
+            stored = sorted(f.keys())
+        missing = sorted(set(expected) - set(stored))
+        if missing:  # never leave an adapter behind that would load as the base model
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RunFolderError(f"{target}: the saved adapter lacks {len(missing)} of {len(expected)} LoRA weights "
+                                 f"(first: {missing[0]}; saved {len(stored)}, e.g. {stored[:2]}); not written")
     if target.exists():
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+_WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def strip_wrapper_names(weights) -> None:
+    """Rewrite a safetensors file with FSDP's (and activation checkpointing's, torch.compile's) wrapper segments taken
+    out of the tensor names, so an adapter saved from a wrapped model loads under PEFT's own names."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(weights))
+    clean = {}
+    for key, value in tensors.items():
+        for part in _WRAPPER_PARTS:
+            key = key.replace(part, "")
+        clean[key] = value.contiguous()
+    if clean.keys() != tensors.keys():
+        save_file(clean, str(weights), metadata={"format": "pt"})
+
+
+def _save_fsdp_adapter(trainer, tmp, main: bool) -> None:
+    """The LoRA weights of an FSDP-sharded model, gathered whole on the main process (summon_full_params) and written
+    under PEFT's names with the adapter's config."""
+    from safetensors.torch import save_file
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    wrapped = trainer.model_wrapped
+    tensors = {}
+    with FSDP.summon_full_params(wrapped, writeback=False, rank0_only=True, offload_to_cpu=True):
+        if main:
+            for name, param in wrapped.named_parameters():
+                if "lora_" not in name:
+                    continue
+                for part in _WRAPPER_PARTS:
+                    name = name.replace(part, "")
+                tensors[name.replace(".default.", ".")] = param.detach().to("cpu", copy=True).contiguous()
+    if main:
+        tmp.mkdir(parents=True)
+        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+        trainer.accelerator.unwrap_model(trainer.model).peft_config["default"].save_pretrained(str(tmp))
+
+
+def lora_file_names(model, adapter: str = "default") -> list[str]:
+    """The tensor names PEFT writes for ``adapter``'s LoRA weights (parameter names without the adapter name)."""
+    return sorted(n.replace(f".{adapter}.", ".") for n, _ in model.named_parameters()
+                  if "lora_" in n and f".{adapter}." in n)
 
 
 def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
@@ -316,6 +378,7 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
         args.eval_strategy = "no"
     trainer = _trainer_class(SFTTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                          processing_class=tokenizer, peft_config=lora, callbacks=list(callbacks))
+    trainer._aft_lora_names = lora_file_names(trainer.model)  # before FSDP flattens the parameters
     speed = _speed_settings(cfg, folder, trainer, device, kernels, gc_on, resume=resume)
     return trainer, speed
 
