@@ -23,6 +23,7 @@ Configurations (``--configs``, comma-separated; the model is loaded once per gro
                        each optimizer step
 
     python3 benchmarks/train_throughput.py --model /tmp/llama_7b --configs stock:B=4,packed:T=4096 --out $OUT
+    python3 benchmarks/train_throughput.py --table $OUT/stock/train_throughput.json $OUT/harness/train_throughput.json
 """
 
 from __future__ import annotations
@@ -227,6 +228,26 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
     return out
 
 
+def table(results: list[dict]) -> str:
+    """config, useful tok/s, peak GiB, ratio: each harness row against the fastest stock row (median step rate) whose
+    peak fits the harness row's budget (results of one device call only)."""
+    stock = [r for r in results if r.get("kind") == "stock" and "error" not in r]
+    lines = [f"{'config':34} {'useful tok/s':>12} {'(mean)':>9} {'peak GiB':>9} {'ratio':>6}  vs"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['spec']:34} {r['error']}")
+            continue
+        ratio, vs = "", ""
+        if r.get("kind") == "harness" and r.get("budget_gib"):
+            fits = [x for x in stock if x["peak_gib"] <= r["budget_gib"]]
+            if fits:
+                best = max(fits, key=lambda x: x["useful_tokens_per_s"])
+                ratio, vs = f"{r['useful_tokens_per_s'] / best['useful_tokens_per_s']:.2f}", best["spec"]
+        lines.append(f"{r['spec']:34} {r['useful_tokens_per_s']:12,.0f} {r['mean_useful_tokens_per_s']:9,.0f} "
+                     f"{r['peak_gib'] if r['peak_gib'] is not None else '-':>9} {ratio:>6}  {vs}")
+    return "\n".join(lines)
+
+
 SHAPES = {  # Llama 2 shapes (the 7B one as in ../shared/bench/stock_qlora_baseline.py)
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
     "13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40),
@@ -259,7 +280,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--make-model", choices=sorted(SHAPES), help="first write a random model of this shape to --model")
+    ap.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the table of these result files "
+                    "(train_throughput.json of several processes of one device call, e.g. stock and harness)")
     args = ap.parse_args()
+    if args.table:
+        print(table([r for f in args.table for r in json.loads(f.read_text())["results"]]))
+        return
     if args.make_model:
         make_model(args.make_model, args.model)
         if not args.configs:
@@ -293,6 +319,8 @@ def main() -> None:
         torch.cuda.empty_cache()
     info = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "max_length": args.max_length,
             "mean_row_tokens": round(statistics.mean(lengths), 1), "results": results}
+    if main_process:
+        print(table(results))
     info["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
     if args.out and main_process:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,11 @@ def stage_train(cfg: Config, rf: RunFolder, resume: bool = False) -> None:
         return
     with rf.stage("train") as info:
         s = train_adapter(cfg, rf, resume=resume)
-        info.update({"steps": s["steps"], "train_tokens": s["train_tokens"]})
+        info.update({"steps": s["steps"], "train_tokens": s["train_tokens"],
+                     "tokens_per_second": s["tokens_per_second"], "peak_memory_mb": s["peak_memory_mb"],
+                     "speed": {k: s["speed"].get(k) for k in ("mode", "world_size", "packing", "pack_length",
+                                                              "kernels", "micro_batch", "gradient_checkpointing",
+                                                              "memory_budget_gib")}})
         if s.get("resumed_from_step") is not None:
             info["resumed_from_step"] = s["resumed_from_step"]
 
