@@ -99,6 +99,7 @@ def test_packing_counts_the_same_tokens_as_padding_and_records_its_settings(tiny
     assert json.loads((tmp_path / "packed/train/speed.json").read_text())["train_rows"] == speed["train_rows"]
     stage = json.loads((tmp_path / "packed/manifest.json").read_text())["stages"]["train"]
     assert stage["speed"]["packing"] is True and stage["tokens_per_second"] == packed["tokens_per_second"]
+    assert "train/speed.json" in json.loads((tmp_path / "packed/manifest.json").read_text())["artefacts"]
     html = (tmp_path / "packed/report.html").read_text()
     assert "Throughput settings the training stage chose" in html and "rows of 256 tokens" in html
     assert "off (padded batches)" in (tmp_path / "padded/report.html").read_text()

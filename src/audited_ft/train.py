@@ -340,7 +340,7 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
     if main:
         shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
         write_json(rf / "train/summary.json", summary)
-        rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json")
+        rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json", "train/speed.json")
     return summary
 
 
