@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audited_ft.cli import app
+from audited_ft.generation import MAX_BATCH
 from tests.conftest import make_tiny_rows
 from tests.tiny_model import tiny_config
 
@@ -30,7 +31,8 @@ def test_cuda_qlora_run(tmp_path):
 @pytest.mark.gpu
 def test_cuda_batches_from_free_memory_and_scores_like_one_at_a_time(tmp_path):
     """eval.gpu_batch_size auto picks a batch from the free GPU memory (blocks torch caches count as free), and the
-    length-bucketed scoring gives the same log-probabilities as one item per call."""
+    length-bucketed scoring, with answers to one prompt sharing a row, gives the same log-probabilities as one item
+    per call."""
     from audited_ft.generation import ModelUnderTest
     from audited_ft.pipeline import open_run
 
@@ -41,9 +43,14 @@ def test_cuda_batches_from_free_memory_and_scores_like_one_at_a_time(tmp_path):
     cfg_obj, rf = open_run(tmp_path / "runs/gpu")
     model = ModelUnderTest(cfg_obj, rf / "train/adapter")
     auto = model.batch_for(200)
-    assert 1 < auto <= 256
+    assert 1 < auto <= MAX_BATCH
     rows = [json.loads(line) for line in (rf / "data/test.jsonl").read_text().splitlines()]
     contexts, conts = [model.prompt(x["input"]) for x in rows], [x["target"] for x in rows]
+    # plus three answers per prompt, as BBQ scores them: with the reference, four items share one row (the
+    # context computed once)
+    contexts += [model.prompt(x["input"]) for x in rows[:8] for _ in range(3)]
+    conts += [a for _ in rows[:8] for a in (" the first", " the second", " cannot be determined")]
+    assert sum(len(r) == 4 for r in model._rows(model._encode_pairs(contexts, conts, "score"))) == len(rows[:8])
     batched = model.score(contexts, conts, "adapter")
     model.cfg.eval.gpu_batch_size = 1
     assert model.batch_for(200) == 1

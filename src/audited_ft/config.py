@@ -221,9 +221,10 @@ class EvalConfig(_Strict):
     max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(16, ge=1, description="Items per model call on the CPU (generation and scoring).")
     gpu_batch_size: Union[int, Literal["auto"]] = Field("auto", description=(
-        "Items per model call on CUDA. auto: as many sequences as the KV cache of the longest prompt plus "
-        "max_new_tokens fits in 60% of the GPU memory left after loading, at most 256 (large batches are the "
-        "biggest lever of generation speed on a GPU; benchmarks/eval_throughput.py)."))
+        "Items per model call on CUDA. auto: per batch of similar-length prompts, as many sequences as the KV "
+        "cache of the batch's longest prompt plus max_new_tokens fits in 60% of the GPU memory left after "
+        "loading, at most 1024 (large batches are the biggest lever of generation speed on a GPU; "
+        "benchmarks/eval_throughput.py, benchmarks/eval_suite.py)."))
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     report_samples: int = Field(6, ge=0, description="Side-by-side samples shown in the report.")

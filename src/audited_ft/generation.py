@@ -11,6 +11,13 @@ from pathlib import Path
 from audited_ft.config import Config
 
 log = logging.getLogger(__name__)
+# Scoring: items with the same context of at least this many tokens share one model row (the context computed
+# once), at most SHARE_MAX continuations a row.
+SHARE_MIN_CONTEXT = 8
+SHARE_MAX = 8
+# Most sequences per model call on CUDA with eval.gpu_batch_size auto (decoding a few tokens for many short prompts
+# is bound by the per-step launch overhead, so short prompts want very large batches).
+MAX_BATCH = 1024
 
 
 def check_same_base(adapter_dir: Path, extra: dict[str, Path]) -> None:
@@ -122,12 +129,9 @@ class ModelUnderTest:
         unknown = sorted(set(variants) - set(self.variants))
         if unknown:
             raise ValueError(f"unknown variant(s) {unknown} (have {', '.join(self.variants)})")
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str | None] = [None] * len(prompts)
-        batch = self._generation_batch(prompts, max_new_tokens)
         with torch.inference_mode():
-            for start in range(0, len(order), batch):
-                idx = order[start:start + batch]
+            for idx in self._chunks(prompts, max_new_tokens):
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -178,48 +182,99 @@ class ModelUnderTest:
         return items
 
     def _continuation_logprobs(self, items: list[tuple[list, list]], variant: str, what: str) -> list:
-        """Per item, a 1-D CPU tensor of its continuation tokens' log-probabilities (batched by length, left pad)."""
+        """Per item, a 1-D CPU tensor of its continuation tokens' log-probabilities.
+
+        Items are laid out in model rows (``_rows``): items whose context is the same (BBQ's three answers to one
+        question, say) share one row, the context once and then each continuation, which attends to the context and
+        to itself only and takes the positions it would have alone; other items get a row of their own. Rows are
+        sorted by length and batched, left-padded, so every row's continuations end at the last position and only
+        the last positions' logits are computed.
+        """
         from tqdm.auto import tqdm
 
         torch = self._torch
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
+        rows = self._rows(items)
+        size = [len(items[r[0]][0]) + sum(len(items[i][1]) for i in r) for r in rows]
+        order = sorted(range(len(rows)), key=size.__getitem__)
         out: list = [None] * len(items)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        longest = max((len(c) + len(x) for c, x in items), default=1)
-        batch = self.batch_for(longest, "score")
-        log.debug("%s (%s): %d items, batches of %d", what, variant, len(items), batch)
+        batch = self.batch_for(max(size, default=1), "score")
+        log.debug("%s (%s): %d items in %d rows, batches of %d", what, variant, len(items), len(rows), batch)
+        dev = self.model.device
         with self._variant(variant), torch.inference_mode():
-            for b in tqdm(range(0, len(order), batch), desc=f"{what} ({variant})", leave=False,
-                          disable=None):
-                idx = order[b:b + batch]
-                seqs = [items[i][0] + items[i][1] for i in idx]
-                width = max(map(len, seqs))
-                # Left padding, so every continuation ends at the last position and only the last `keep` positions'
-                # logits are needed (a continuation is a few tokens; the vocabulary-wide float logits of every
-                # context position were most of the memory traffic). Explicit position ids keep each sequence's
-                # positions as if it were alone.
-                keep = max(len(items[i][1]) for i in idx) + 1
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, s in enumerate(seqs):
-                    ids[r, width - len(s):] = torch.tensor(s)
-                    mask[r, width - len(s):] = 1
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                dev = self.model.device
+            for b in tqdm(range(0, len(order), batch), desc=f"{what} ({variant})", leave=False, disable=None):
+                chunk = [rows[k] for k in order[b:b + batch]]
+                width = max(size[k] for k in order[b:b + batch])
+                # Only the continuations' logits are needed (a continuation is a few tokens; the vocabulary-wide
+                # float logits of every context position were most of the memory traffic).
+                keep = max(sum(len(items[i][1]) for i in r) for r in chunk) + 1
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                positions = torch.zeros((len(chunk), width), dtype=torch.long)
+                segment = torch.full((len(chunk), width), -1, dtype=torch.long)  # -1 pad, 0 context, j continuation j
+                rows_at, cols_at, targets, spans = [], [], [], []
+                for r, members in enumerate(chunk):
+                    ctx = items[members[0]][0]
+                    tail = sum(len(items[i][1]) for i in members)
+                    at = width - tail - len(ctx)
+                    ids[r, at:at + len(ctx)] = torch.tensor(ctx)
+                    positions[r, at:at + len(ctx)] = torch.arange(len(ctx))
+                    segment[r, at:at + len(ctx)] = 0
+                    at += len(ctx)
+                    last_ctx = at - 1
+                    for j, i in enumerate(members, 1):
+                        cont = items[i][1]
+                        ids[r, at:at + len(cont)] = torch.tensor(cont)
+                        positions[r, at:at + len(cont)] = torch.arange(len(ctx), len(ctx) + len(cont))
+                        segment[r, at:at + len(cont)] = j
+                        # each token is predicted by the position before it; the first by the context's last
+                        predictors = [last_ctx] + list(range(at, at + len(cont) - 1))
+                        spans.append((i, len(targets), len(cont)))
+                        rows_at += [r] * len(cont)
+                        cols_at += [p - (width - keep) for p in predictors]
+                        targets += cont
+                        at += len(cont)
+                shared = any(len(members) > 1 for members in chunk)
+                mask = self._tree_mask(segment) if shared else (segment >= 0).long()
                 inputs = {"input_ids": ids.to(dev), "attention_mask": mask.to(dev), "position_ids": positions.to(dev),
                           "use_cache": False}
                 try:
                     logits = self.model(**inputs, logits_to_keep=keep).logits[:, -keep:]
                 except TypeError:  # a model class without logits_to_keep
                     logits = self.model(**inputs).logits[:, -keep:]
-                logp = torch.log_softmax(logits.float()[:, :-1], dim=-1)
-                targets = ids[:, width - keep + 1:].to(logp.device)
-                tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
-                for r, i in enumerate(idx):
-                    # the continuation's n tokens are the last n; each is predicted one position before it
-                    n_cont = len(items[i][1])
-                    out[i] = tok_lp[r, keep - 1 - n_cont:keep - 1]
+                picked = logits[torch.tensor(rows_at, device=logits.device),
+                                torch.tensor(cols_at, device=logits.device)].float()
+                lp = torch.log_softmax(picked, dim=-1).gather(
+                    -1, torch.tensor(targets, device=logits.device).unsqueeze(-1)).squeeze(-1).cpu()
+                for i, first, n in spans:
+                    out[i] = lp[first:first + n]
         return out
+
+    def _rows(self, items: list[tuple[list, list]]) -> list[tuple[int, ...]]:
+        """Item indices per model row: items with the same context of at least ``SHARE_MIN_CONTEXT`` tokens share a
+        row (up to ``SHARE_MAX`` of them), the rest one row each. No sharing where the attention implementation
+        cannot take a per-row 4-D mask (flash attention)."""
+        impl = getattr(self.model.config, "_attn_implementation", None) or "eager"
+        if impl not in ("sdpa", "eager"):
+            return [(i,) for i in range(len(items))]
+        groups: dict = {}
+        for i, (ctx, _) in enumerate(items):
+            groups.setdefault(tuple(ctx) if len(ctx) >= SHARE_MIN_CONTEXT else i, []).append(i)
+        return [tuple(m[k:k + SHARE_MAX]) for m in groups.values() for k in range(0, len(m), SHARE_MAX)]
+
+    def _tree_mask(self, segment):
+        """The 4-D attention mask of rows holding one context and several continuations: causal, no padding, and a
+        continuation's tokens see the context and their own continuation only. Every position sees itself, so a
+        padding row is never empty. Boolean for SDPA; additive (0 / dtype minimum) for eager attention."""
+        torch = self._torch
+        n = segment.shape[1]
+        q, k = segment[:, :, None], segment[:, None, :]
+        allowed = torch.ones(n, n, dtype=torch.bool).tril() & (k >= 0) & ((k == 0) | (k == q))
+        allowed |= torch.eye(n, dtype=torch.bool)
+        allowed = allowed[:, None]
+        if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+            return allowed
+        dtype = self.model.get_input_embeddings().weight.dtype
+        return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
     def _token_texts(self, text: str, ids: list[int]) -> list[str]:
         """The piece of ``text`` each token covers, with the whitespace before it, so the pieces join to ``text``."""
@@ -244,15 +299,15 @@ class ModelUnderTest:
         from tqdm.auto import tqdm
 
         torch = self._torch
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[list[str] | None] = [None] * len(prompts)
-        per_batch = max(1, self._generation_batch(prompts, max_new_tokens) // max(1, num_samples))
         with self._variant(variant), torch.inference_mode():
-            for b in tqdm(range(0, len(order), per_batch), desc=f"sample ({variant})", leave=False, disable=None):
-                idx = order[b:b + per_batch]
+            done = 0  # prompts before this batch: the batch's seed offset
+            for idx in tqdm(self._chunks(prompts, max_new_tokens, max(1, num_samples)), desc=f"sample ({variant})",
+                            leave=False, disable=None):
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
-                torch.manual_seed(seed + b)
+                torch.manual_seed(seed + done)
+                done += len(idx)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True,
                                           temperature=temperature, top_p=top_p, num_return_sequences=num_samples,
                                           pad_token_id=self.tokenizer.pad_token_id)
@@ -261,17 +316,30 @@ class ModelUnderTest:
                     out[i] = [t.strip() for t in texts[r * num_samples:(r + 1) * num_samples]]
         return out  # type: ignore[return-value]
 
-    def _generation_batch(self, prompts: list[str], max_new_tokens: int) -> int:
-        """Sequences per generate call for these prompts (their longest in tokens plus the new tokens)."""
-        longest = 0
-        if self.device == "cuda" and prompts and self.cfg.eval.gpu_batch_size == "auto":
-            longest = max(map(len, self.tokenizer(prompts, add_special_tokens=False)["input_ids"]))
-        return self.batch_for(longest + max_new_tokens)
+    def _chunks(self, prompts: list[str], max_new_tokens: int, per_prompt: int = 1) -> list[list[int]]:
+        """Prompt indices per generate call, shortest prompts first. With ``eval.gpu_batch_size: auto`` each call is
+        as large as the memory allows for its own longest prompt (short prompts get large batches, long ones small),
+        counting ``per_prompt`` sequences per prompt; otherwise every call has the configured size."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        if not (self.device == "cuda" and self.cfg.eval.gpu_batch_size == "auto"):
+            size = max(1, self.batch_for(0) // per_prompt)
+            return [order[k:k + size] for k in range(0, len(order), size)]
+        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        chunks: list[list[int]] = [[]]
+        longest = fits = 0
+        for i in order:  # grow the batch while the batch's longest prompt still fits; then start the next one
+            if lengths[i] > longest:
+                longest, fits = lengths[i], self.batch_for(lengths[i] + max_new_tokens) // per_prompt
+            if chunks[-1] and len(chunks[-1]) + 1 > fits:
+                chunks.append([])
+                longest, fits = lengths[i], self.batch_for(lengths[i] + max_new_tokens) // per_prompt
+            chunks[-1].append(i)
+        return chunks
 
     def batch_for(self, seq_tokens: int, kind: str = "generate") -> int:
         """Items per model call. CPU: ``batch_size``. CUDA: ``eval.gpu_batch_size``, or with "auto" as many
         sequences of ``seq_tokens`` tokens as fit in 60% of the free GPU memory (a generated sequence holds its KV
-        cache; a scored one its float32 logits), 1 to 256."""
+        cache; a scored one its float32 logits), 1 to ``MAX_BATCH``."""
         setting = self.cfg.eval.gpu_batch_size
         if self.device != "cuda":
             return self.batch_size
@@ -286,20 +354,18 @@ class ModelUnderTest:
         cuda = self._torch.cuda
         free, _ = cuda.mem_get_info()
         free += cuda.memory_reserved() - cuda.memory_allocated()  # blocks torch holds from earlier batches are free too
-        return max(1, min(256, int(0.6 * free // max(1, per_token * seq_tokens))))
+        return max(1, min(MAX_BATCH, int(0.6 * free // max(1, per_token * seq_tokens))))
 
     def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
         """Greedy continuations, batched by similar length (left padding), in the order of ``prompts``."""
         from tqdm.auto import tqdm
 
         torch = self._torch
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str | None] = [None] * len(prompts)
-        batch = self._generation_batch(prompts, max_new_tokens)
-        log.debug("generate (%s): %d prompts, batches of %d", variant, len(prompts), batch)
+        chunks = self._chunks(prompts, max_new_tokens)
+        log.debug("generate (%s): %d prompts, batches of %s", variant, len(prompts), [len(c) for c in chunks])
         with self._variant(variant), torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch), desc=f"generate ({variant})", leave=False):
-                idx = order[start:start + batch]
+            for idx in tqdm(chunks, desc=f"generate ({variant})", leave=False):
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,

@@ -90,7 +90,7 @@ class CanaryProbe(Probe):
             exposure["rank"][v], exposure["extrapolated"][v] = [], []
             for sid, secret, inp, tpl in secrets:
                 cands = lp["candidates"][(inp, tpl)]
-                k = sum(1 for c in cands if c >= lp[sid])
+                k = sum(1 for c in cands if c >= lp[sid] - TIE)
                 e_rank, e_ext = math.log2(len(cands) + 1) - math.log2(k + 1), extrapolated_exposure(lp[sid], cands,
                                                                                                    space_bits)
                 exposure["rank"][v].append(e_rank)
@@ -181,13 +181,18 @@ def draw_secrets(rng: random.Random, alphabet: str, length: int, n: int, exclude
     return list(out)
 
 
+# Log-probabilities this close are ties: the same tokens scored in different batch rows (or sharing one row with
+# other candidates) differ by rounding alone.
+TIE = 1e-4
+
+
 def extrapolated_exposure(logprob: float, candidates: list[float], space_bits: float) -> float:
     """−log2 of the secret's upper-tail probability under a normal fit of the candidates' log-probabilities, in
     [0, space_bits]."""
     n = len(candidates)
     mean = sum(candidates) / n
     sd = math.sqrt(sum((c - mean) ** 2 for c in candidates) / max(1, n - 1))
-    if sd == 0:
-        return 0.0 if logprob <= mean else space_bits
+    if sd <= TIE:
+        return 0.0 if logprob <= mean + TIE else space_bits
     tail = 0.5 * math.erfc((logprob - mean) / sd / math.sqrt(2))
     return space_bits if tail <= 0 else min(space_bits, max(0.0, -math.log2(tail)))
