@@ -75,6 +75,15 @@ def test_gate_command_exit_codes_agree_with_verdict(tmp_path, tiny_rows):
     assert r.exit_code == 1 and "verdict: FAILED" in r.output
     assert json.loads((run / "gates.json").read_text())["passed"] is False
     assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
+    # a typo in a gates file, or a baseline that is no run: exit 2, the run folder (its verdict) left as it was
+    before = {f: (run / f).read_bytes() for f in ("manifest.json", "gates.json", "gates.md")}
+    bad = tmp_path / "bad_gates.yaml"
+    bad.write_text("gates:\n  - {metric: rouge.rougel.delta, min: 0}\n")
+    r = runner.invoke(app, ["gate", str(run), "--gates", str(bad)])
+    assert r.exit_code == 2 and "Did you mean 'rouge.rougeL.delta'" in r.output
+    r = runner.invoke(app, ["gate", str(run), "--baseline", str(tmp_path)])
+    assert r.exit_code == 2 and "not a finished run folder" in r.output
+    assert {f: (run / f).read_bytes() for f in before} == before
 
 
 def test_train_refuses_without_audits(tmp_path, tiny_rows):

@@ -277,7 +277,7 @@ def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: 
     def body():
         import audited_ft.pipeline as p
         from audited_ft.config import Gate, RegressionConfig, load_gates_file
-        from audited_ft.gates import failed_names
+        from audited_ft.gates import failed_names, preflight_gates
 
         cfg, rf = p.open_run(run_dir)
         if gates is not None:
@@ -285,6 +285,7 @@ def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: 
             cfg = cfg.model_copy(update={"gates": [Gate(**g) for g in raw["gates"]],
                                          **({"regression": RegressionConfig(**raw["regression"])}
                                             if "regression" in raw else {})})
+        preflight_gates(cfg, rf, baseline)  # unknown keys, a wrong baseline: refused before the folder is touched
         with rf.lock():
             result = p.stage_gate(cfg, rf, baseline=baseline)
             failed = failed_names(result)

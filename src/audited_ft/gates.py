@@ -115,20 +115,11 @@ def check_gates(cfg: Config, rf: RunFolder, baseline: Path | None = None,
                 gates: list[Gate] | None = None) -> dict:
     """Evaluate the gates (``gates`` or the config's) and, with ``baseline``, the regression checks; write
     ``gates.json``, ``gates.junit.xml`` and ``gates.md``. Unknown keys are a config error naming the valid keys."""
-    rf.require("eval/metrics.json", "eval")
-    gates = cfg.gates if gates is None else gates
-    values = gate_values(rf.path)
-    _unknown([_key(g) for g in gates], values, str(rf / "eval/metrics.json") + " or audits/*.json", "gate")
+    gates, values, base = preflight_gates(cfg, rf, baseline, gates)
     results = [evaluate_gate(g, values) for g in gates]
     out: dict = {"passed": all(r["passed"] for r in results), "results": results}
-    if baseline is not None:
-        base_dir = Path(baseline)
-        if not (base_dir / "eval/metrics.json").is_file():
-            raise RunFolderError(f"--baseline {base_dir}: no eval/metrics.json there — not a finished run folder")
-        base_values = gate_values(base_dir)
-        targets = regression_targets(cfg.model_copy(update={"gates": gates}))
-        _unknown(list(targets), values, str(rf / "eval/metrics.json"), "regression metric")
-        _unknown(list(targets), base_values, str(base_dir / "eval/metrics.json"), "regression metric")
+    if base is not None:
+        base_dir, base_values, targets = base
         regressions = compare_with_baseline(values, base_values, targets)
         out["baseline"] = {"run_dir": str(base_dir.resolve()), "run_id": _run_id(base_dir),
                            "results": regressions, "passed": all(r["passed"] for r in regressions)}
@@ -138,6 +129,27 @@ def check_gates(cfg: Config, rf: RunFolder, baseline: Path | None = None,
     atomic_write_text(rf / "gates.md", markdown_summary(out, _run_id(rf.path)))
     rf.record_artefacts("gates.json", "gates.junit.xml", "gates.md")
     return out
+
+
+def preflight_gates(cfg: Config, rf: RunFolder, baseline: Path | None = None, gates: list[Gate] | None = None):
+    """Everything ``check_gates`` needs, checked without writing: the run's metrics exist, every gated and
+    regression key is known (in this run and the baseline), the baseline is a finished run. The ``gate`` command
+    calls it before the run folder is touched, so a typo in a gates file leaves a finished run's manifest as it was.
+    Returns (gates, this run's values, (baseline folder, its values, regression targets) or None)."""
+    rf.require("eval/metrics.json", "eval")
+    gates = cfg.gates if gates is None else gates
+    values = gate_values(rf.path)
+    _unknown([_key(g) for g in gates], values, str(rf / "eval/metrics.json") + " or audits/*.json", "gate")
+    if baseline is None:
+        return gates, values, None
+    base_dir = Path(baseline)
+    if not (base_dir / "eval/metrics.json").is_file():
+        raise RunFolderError(f"--baseline {base_dir}: no eval/metrics.json there — not a finished run folder")
+    base_values = gate_values(base_dir)
+    targets = regression_targets(cfg.model_copy(update={"gates": gates}))
+    _unknown(list(targets), values, str(rf / "eval/metrics.json"), "regression metric")
+    _unknown(list(targets), base_values, str(base_dir / "eval/metrics.json"), "regression metric")
+    return gates, values, (base_dir, base_values, targets)
 
 
 def failed_names(result: dict) -> list[str]:
