@@ -231,7 +231,13 @@ class EvalConfig(_Strict):
     dequantize_base: bool = Field(True, description=(
         "Generate with the 4-bit base dequantised to the compute dtype: the same NF4 weight values as float matrices, "
         "so the model is unchanged while decoding skips a dequantisation per layer per token (several times faster "
-        "on CPU). The report states the precision used."))
+        "on CPU). Checked at load: the dequantised base must reproduce the 4-bit base's next-token logits on a few "
+        "prompts within dequantize_tolerance, else the 4-bit base is used (manifest eval.dequantize_check; the "
+        "report states the precision used)."))
+    dequantize_tolerance: float = Field(0.1, gt=0, lt=1, description=(
+        "Largest next-token logit difference allowed between the dequantised and the 4-bit base, as a fraction of "
+        "the 4-bit base's largest |logit|. Rounding differences are about 1% (bfloat16 kernels); a broken "
+        "dequantisation differs by about 100%."))
     limit: Optional[int] = Field(None, ge=1, description=(
         "Cap on the items every probe evaluates (its 'limit', 'max_items' or 'n' option, whichever is lower): keeps CPU "
         "and CI runs small. None: each probe's own setting."))

@@ -29,12 +29,14 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
         from audited_ft.generation import CachedModel, ModelUnderTest, adapter_hash
 
         extra = check_extra_adapters(extra_adapters)
-        model = CachedModel(ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size, extra_adapters=extra),
-                            rf / "eval/cache",
+        under_test = ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size, extra_adapters=extra)
+        # False too when the dequantisation check refused the dequantised base: its answers are another model's
+        dequantized = cfg.eval.dequantize_base and (under_test.dequantize_check or {}).get("passed", True)
+        model = CachedModel(under_test, rf / "eval/cache",
                             identity={"model": cfg.model.name_or_path, "revision": cfg.model.revision,
                                       "template": cfg.data.prompt_template, "system": cfg.model.system_prompt,
                                       "quantization": cfg.quantization.model_dump(),
-                                      "dequantize_base": cfg.eval.dequantize_base},
+                                      "dequantize_base": dequantized},
                             adapter_hashes={"adapter": adapter_hash(adapter_dir),
                                             **{n: adapter_hash(p) for n, p in extra.items()}})
     ctx = ProbeContext(model=model, splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(),
@@ -60,6 +62,7 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
     write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
     write_json(rf / "eval/probes.json", probes_info)
     rf.update_manifest(eval={"precision": getattr(model, "precision", "unknown"),
+                             "dequantize_check": getattr(model, "dequantize_check", None),
                              "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}",
                              "variants": list(getattr(model, "variants", ())),
                              "extra_adapters": {n: str(p) for n, p in (extra_adapters or {}).items()},

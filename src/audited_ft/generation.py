@@ -74,9 +74,10 @@ class ModelUnderTest:
         self.tokenizer = load_tokenizer(resolved, cfg.model.revision, cfg.model.trust_remote_code)
         self.tokenizer.padding_side = "left"
         base = load_base_model(resolved, cfg.quantization, self.device, cfg.model.revision, cfg.model.trust_remote_code)
-        self.precision = _precision(cfg)
+        self.dequantize_check: dict | None = None
         if cfg.quantization.load_in_4bit and cfg.eval.dequantize_base:
-            base = base.dequantize()
+            base = self._dequantized(base, resolved)
+        self.precision = _precision(cfg, self.dequantize_check)
         extra = dict(extra_adapters or {})  # names checked by audited_ft.evaluate.check_extra_adapters
         # On a GPU the adapter stays in the dtype it was trained and saved in (TRL trains QLoRA adapters in bf16):
         # PEFT would otherwise upcast it to float32, which makes every LoRA product a float32 matmul on bf16 inputs.
@@ -94,6 +95,21 @@ class ModelUnderTest:
         self.variants = ("base", "adapter", *extra)
         self.model.eval()
         self._torch = torch
+
+    def _dequantized(self, base, resolved):
+        """The base dequantised to the compute dtype when that reproduces the 4-bit base's next-token logits
+        (``audited_ft.dequant``), else the 4-bit base loaded again; the check is kept for the manifest."""
+        from audited_ft.dequant import CHECK_TEXTS, dequantize_checked
+        from audited_ft.models import compute_dtype, load_base_model
+
+        prompts = [self.chat(text) for text in CHECK_TEXTS]
+        dtype = compute_dtype(self.cfg.quantization.compute_dtype, self.device)
+        model, self.dequantize_check = dequantize_checked(base, self.tokenizer, prompts, dtype,
+                                                          self.cfg.eval.dequantize_tolerance)
+        if model is not None:
+            return model
+        cfg = self.cfg
+        return load_base_model(resolved, cfg.quantization, self.device, cfg.model.revision, cfg.model.trust_remote_code)
 
     def prompt(self, text: str) -> str:
         """The task prompt (data.prompt_template + chat template), exactly as in training."""
@@ -376,13 +392,15 @@ class ModelUnderTest:
         return out  # type: ignore[return-value]
 
 
-def _precision(cfg: Config) -> str:
+def _precision(cfg: Config, check: dict | None = None) -> str:
     q = cfg.quantization
     if not q.load_in_4bit:
         return f"unquantised base, compute {q.compute_dtype}"
     how = f"{q.quant_type}{'+double_quant' if q.double_quant else ''}"
-    if cfg.eval.dequantize_base:
+    if cfg.eval.dequantize_base and (check is None or check["passed"]):
         return f"{how} base dequantised to the compute dtype for generation (same weight values), LoRA unmerged"
+    if cfg.eval.dequantize_base:
+        return f"{how} 4-bit base, LoRA unmerged (dequantisation to {check['dtype']} refused by its check)"
     return f"{how} 4-bit base, LoRA unmerged"
 
 

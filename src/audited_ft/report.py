@@ -436,7 +436,16 @@ def _compute(run: _Run, metrics: dict | None, train_summary: dict | None, gaps: 
 
     footprint = compute_view(run.path)
     gaps.extend(("Compute resources", what, why) for what, why in footprint.get("gaps") or [])
-    return {"hardware": _flatten(run.manifest.get("hardware") or {}), "train": train_summary,
+    ev = run.manifest.get("eval") if isinstance(run.manifest.get("eval"), dict) else {}
+    check = ev.get("dequantize_check") if isinstance(ev.get("dequantize_check"), dict) else None
+    evaluation = [("precision", ev.get("precision")), ("decoding", ev.get("decoding"))] if ev else []
+    if check:
+        evaluation.append(("dequantisation check", (
+            f"{'passed' if check.get('passed') else 'failed'}: max |Δ next-token logit| {fmt_num(check.get('max_abs_logit_diff'))} "
+            f"against the 4-bit base on {check.get('prompts')} prompts, allowed {fmt_num(check.get('bound'))} "
+            f"({fmt_num(check.get('tolerance'), 2)} × the largest |logit|); top-1 agreement "
+            f"{fmt_num(check.get('top1_agreement'), 2)}")))
+    return {"hardware": _flatten(run.manifest.get("hardware") or {}), "train": train_summary, "evaluation": evaluation,
             "footprint": footprint, "why_train": run.why_absent("train/summary.json", "train"),
             "sources": run.sources("manifest.json", "train/summary.json")}
 
