@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps "toxic-comment-classifier==0.3.0"
 	# Python < 3.12: spaCy's wheels carry Cython profiling hooks that slow its NER ~2.8x; rebuild those six modules
 	# from the wheel's own sources (about a minute; never fails the set-up; AFT_SPACY_REBUILD=0 skips it).
-	$(PY) -m audited_ft.spacy_build
+	$(PY) -m audited_ft.audit.spacy_build
 	touch $@
 
 run: setup

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from audited_ft.audits import AUDITS, Audit, AuditContext, AuditOutcome
-from audited_ft.audits._base import AuditOptions
+from audited_ft.audit.audits import AUDITS, Audit, AuditContext, AuditOptions, AuditOutcome
 
 
 class TargetShareOptions(AuditOptions):

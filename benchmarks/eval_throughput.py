@@ -1,7 +1,7 @@
 """Generation throughput of the evaluation layer against the stock path, on one CUDA GPU, in one process.
 
 Stock (issue 8's definition): the base in 4-bit (NF4 + double quant, bf16 compute) with the LoRA adapter unmerged
-(PEFT), Hugging Face ``generate``, batch 16, greedy. Ours: ``audited_ft.generation.ModelUnderTest`` exactly as a run
+(PEFT), Hugging Face ``generate``, batch 16, greedy. Ours: ``audited_ft.eval.model.ModelUnderTest`` exactly as a run
 uses it — the same 4-bit load, then the base dequantised to bf16 (``eval.dequantize_base``: the NF4 values as bf16
 matrices), the adapter unmerged, prompts sorted by length and batched by ``eval.gpu_batch_size`` ("auto": from the
 free GPU memory).
@@ -138,7 +138,7 @@ def ours(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int
     import torch
 
     from audited_ft.config import validate_config
-    from audited_ft.generation import ModelUnderTest
+    from audited_ft.eval.model import ModelUnderTest
 
     cfg = validate_config({"model": {"name_or_path": str(model_dir), "use_chat_template": False},
                            "data": {"source": "unused.jsonl", "prompt_template": "{input}"},
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("audited_ft.generation").setLevel(logging.DEBUG)
+    logging.getLogger("audited_ft.eval.model").setLevel(logging.DEBUG)
     if not torch.cuda.is_available():
         log.error("needs a CUDA GPU")
         return 2

@@ -19,7 +19,7 @@ import random
 import time
 from pathlib import Path
 
-from audited_ft.audits import AUDITS, AuditContext
+from audited_ft.audit.audits import AUDITS, AuditContext
 
 VOCAB = [f"w{i}" for i in range(5000)]
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from audited_ft.audits.pii import DEFAULT_ENTITIES, PiiOptions, PresidioScanner, scan_texts  # noqa: E402
-from audited_ft.spacy_build import status  # noqa: E402
+from audited_ft.audit.audits.pii import DEFAULT_ENTITIES, PiiOptions, PresidioScanner, scan_texts  # noqa: E402
+from audited_ft.audit.spacy_build import status  # noqa: E402
 
 log = logging.getLogger("pii_scan")
 

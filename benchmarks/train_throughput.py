@@ -15,7 +15,7 @@ Configurations (``--configs``, comma-separated; the model is loaded once per gro
   ...+liger            liger-kernel's fused RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
   ...:nogc             without gradient checkpointing
   ...:drop0            LoRA dropout 0 instead of the stock recipe's 0.05 (PEFT then skips the dropout op)
-  harness:budget=8     THE TRAINING STAGE'S OWN PATH: audited_ft.train.build_trainer with train.memory_budget_gib=8
+  harness:budget=8     THE TRAINING STAGE'S OWN PATH: audited_ft.train.stage.build_trainer with train.memory_budget_gib=8
                        and every other train setting at its default (packing, kernels and checkpointing on "auto",
                        so the micro-batch and checkpointing come from the stage's calibration), LoRA as the stock
                        recipe (r=64, alpha 16, dropout 0.05, all linear layers), trained with trainer.train() on
@@ -159,16 +159,15 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
 
 
 def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: int, max_length: int) -> dict:
-    """The training stage's path (audited_ft.train.build_trainer + trainer.train()) under a memory budget."""
+    """The training stage's path (audited_ft.train.stage.build_trainer + trainer.train()) under a memory budget."""
     import tempfile
 
     from datasets import Dataset
+    from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast, TrainerCallback
 
     from audited_ft.config import Config
-    from audited_ft.train import build_trainer
-
-    from tokenizers import Tokenizer, models
+    from audited_ft.train.stage import build_trainer
 
     size = json.loads((Path(model_path) / "config.json").read_text())["vocab_size"]
     cuda = torch.cuda.is_available()

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from audited_ft.config import apply_overrides, load_config
+from audited_ft.config import apply_overrides
 from audited_ft.errors import ConfigError
+from audited_ft.pipeline import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
@@ -90,7 +91,7 @@ def test_validate_imports_no_torch(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from audited_ft.config import load_config; "
+    code = ("import sys; from audited_ft.pipeline import load_config; "
             f"load_config({str(REPO / 'configs/default.yaml')!r}); "
             "import audited_ft.cli; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audited_ft.cli import app
-from audited_ft.generation import MAX_BATCH
+from audited_ft.eval.model import MAX_BATCH
 from tests.conftest import make_tiny_rows
 from tests.tiny_model import tiny_config
 
@@ -33,7 +33,7 @@ def test_cuda_batches_from_free_memory_and_scores_like_one_at_a_time(tmp_path):
     """eval.gpu_batch_size auto picks a batch from the free GPU memory (blocks torch caches count as free), and the
     length-bucketed scoring, with answers to one prompt sharing a row, gives the same log-probabilities as one item
     per call."""
-    from audited_ft.generation import ModelUnderTest
+    from audited_ft.eval.model import ModelUnderTest
     from audited_ft.pipeline import open_run
 
     cfg = tiny_config(tmp_path, make_tiny_rows(), device="cuda")

@@ -47,8 +47,8 @@ def test_dequantisation_is_checked_against_the_4bit_base():
     import torch
 
     from audited_ft.config import QuantizationConfig
-    from audited_ft.dequant import dequantize_checked
-    from audited_ft.models import load_base_model, load_tokenizer
+    from audited_ft.eval.dequant import dequantize_checked
+    from audited_ft.models import load_base_model
 
     tok, prompts = _check_prompts()
     model = load_base_model(resolve_model("smollm2-135m-instruct"), QuantizationConfig(), "cpu")
@@ -69,7 +69,7 @@ def test_dequantising_a_base_that_already_ran_is_refused_where_the_library_gets_
     from bitsandbytes.functional import has_avx512bf16
 
     from audited_ft.config import QuantizationConfig
-    from audited_ft.dequant import dequantize_checked, next_token_logits
+    from audited_ft.eval.dequant import dequantize_checked, next_token_logits
     from audited_ft.models import load_base_model
 
     tok, prompts = _check_prompts()
@@ -82,7 +82,7 @@ def test_dequantising_a_base_that_already_ran_is_refused_where_the_library_gets_
 
 
 def _check_prompts():
-    from audited_ft.dequant import CHECK_TEXTS
+    from audited_ft.eval.dequant import CHECK_TEXTS
     from audited_ft.models import load_tokenizer
 
     tok = load_tokenizer(resolve_model("smollm2-135m-instruct"))
@@ -99,7 +99,7 @@ def test_a_corrupted_dequantisation_is_refused_and_evaluation_keeps_the_4bit_bas
     from transformers import PreTrainedModel
 
     from audited_ft.config import validate_config
-    from audited_ft.generation import ModelUnderTest
+    from audited_ft.eval.model import ModelUnderTest
     from tests.tiny_model import build_tiny_llama
 
     real = PreTrainedModel.dequantize

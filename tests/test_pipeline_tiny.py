@@ -67,7 +67,7 @@ def test_blocking_audit_stops_before_training(tiny_cfg, tmp_path):
 
 def test_gate_against_a_baseline_run_and_gates_file(tiny_cfg, tmp_path):
     """Regression through the real CLI on two real run folders: a tiny-model run, and the committed SmolLM2 sample
-    run (tests/data/sample_run, ROUGE-L of its adapter 0.45) as the baseline the tiny run falls far short of."""
+    run (tests/fixtures/sample_run, ROUGE-L of its adapter 0.45) as the baseline the tiny run falls far short of."""
     import shutil
     from xml.etree import ElementTree as ET
 
@@ -84,7 +84,7 @@ def test_gate_against_a_baseline_run_and_gates_file(tiny_cfg, tmp_path):
     assert r.exit_code == 0 and "OK rouge.rougeL.adapter" in r.output and "verdict: PASSED" in r.output, r.output
 
     sample = tmp_path / "sample"
-    shutil.copytree(REPO / "tests/data/sample_run", sample)
+    shutil.copytree(REPO / "tests/fixtures/sample_run", sample)
     r = runner.invoke(app, ["gate", str(run), "--baseline", str(sample)])
     assert r.exit_code == 1, r.output
     assert "REGRESSED rouge.rougeL.adapter" in r.output and "verdict: FAILED" in r.output
@@ -105,7 +105,7 @@ def test_gate_against_a_baseline_run_and_gates_file(tiny_cfg, tmp_path):
 def test_several_adapters_on_one_base_switched_and_mixed(tiny_cfg, tmp_path):
     """Two adapters trained on the same base: `eval --adapter` measures the second on run A's loaded base exactly as
     run B measured it alone, and one mixed batch (PEFT's per-row adapter routing) answers as each variant alone."""
-    from audited_ft.generation import ModelUnderTest
+    from audited_ft.eval.model import ModelUnderTest
     from audited_ft.pipeline import open_run
 
     for rid, lr in (("a", "0.0002"), ("b", "0.02")):

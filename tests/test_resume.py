@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from audited_ft.cli import app
 from audited_ft.errors import RunFolderError
-from audited_ft.runfolder import RunFolder
+from audited_ft.run.folder import RunFolder
 from tests.conftest import make_tiny_rows
 from tests.tiny_model import tiny_config
 
@@ -143,7 +143,7 @@ def test_resume_refuses_a_finished_run_and_extra_arguments(tiny_cfg, tmp_path):
 def test_a_held_run_folder_is_refused_with_the_holders_pid(tmp_path):
     import shutil
 
-    shutil.copytree(Path(__file__).parent / "data/sample_run", tmp_path / "held")
+    shutil.copytree(Path(__file__).parent / "fixtures/sample_run", tmp_path / "held")
     rf = RunFolder.open(tmp_path / "held")
     with rf.lock():
         with pytest.raises(RunFolderError, match=rf"in use by another audited-ft process \(pid {os.getpid()}\)"):
@@ -152,7 +152,7 @@ def test_a_held_run_folder_is_refused_with_the_holders_pid(tmp_path):
         result = runner.invoke(app, ["report", str(rf.path)])
         assert result.exit_code == 2 and "in use by another audited-ft process" in result.output
     # released on exit, also when the holder dies: a child process takes it, is killed, and the lock is free again
-    code = ("import sys, time; from audited_ft.runfolder import RunFolder\n"
+    code = ("import sys, time; from audited_ft.run.folder import RunFolder\n"
             "with RunFolder(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code, str(rf.path)], stdout=subprocess.PIPE, text=True)
     try:
@@ -189,7 +189,7 @@ def test_parallel_runs_get_distinct_folders(tmp_path):
 
 
 def test_latest_checkpoint_passes_over_one_cut_short(tmp_path):
-    from audited_ft.train import _CHECKPOINT_FILES, latest_checkpoint
+    from audited_ft.train.stage import _CHECKPOINT_FILES, latest_checkpoint
 
     def checkpoint(step: int, files=_CHECKPOINT_FILES, state_step=None):
         d = tmp_path / f"checkpoint-{step}"

@@ -1,7 +1,7 @@
 """Untrusted text and untrusted artefacts (issue 9).
 
 Model generations, data rows, probe items, names from a config or the command line are untrusted: a copy of
-tests/data/sample_run gets hostile payloads in every file the report, the cards and the review sheet read, and each
+tests/fixtures/sample_run gets hostile payloads in every file the report, the cards and the review sheet read, and each
 output must show them as inert text (HTML escaped, markdown escaped, terminal escapes visible) and stay usable with a
 200,000-character line. Untrusted artefacts: YAML only through safe_load, weights only from safetensors (base and
 adapters), no unsafe deserialisation in the source tree, trust_remote_code off unless configured and then on the record.
@@ -27,11 +27,12 @@ from typer.testing import CliRunner
 
 from audited_ft.cli import app
 from audited_ft.errors import ConfigError, ModelError
-from audited_ft.report import FULL_CHARS, neutralise, render_report, template_dir
+from audited_ft.report.format import FULL_CHARS, neutralise, template_dir
+from audited_ft.report.stage import render_report
 from audited_ft.textsafe import TerminalSafeFilter, for_terminal
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "tests" / "data" / "sample_run"
+SAMPLE = REPO / "tests" / "fixtures" / "sample_run"
 CHROMIUM = Path("/usr/bin/chromium")
 runner = CliRunner()
 
@@ -145,8 +146,8 @@ def hostile_run(root: Path) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> dict:
-    from audited_ft.cards import write_cards
-    from audited_ft.review import export_review
+    from audited_ft.report.cards import write_cards
+    from audited_ft.report.review import export_review
 
     run, item = hostile_run(tmp_path_factory.mktemp("untrusted"))
     report = render_report(run, title=PAYLOAD + LONG)
@@ -213,7 +214,7 @@ def _card_prose(text: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize("card", ["model_card", "data_card"])
 def test_cards_escape_markdown_html_and_template_syntax(hostile: dict, card: str) -> None:
-    from tests.test_cards import _assert_tables_intact
+    from tests.report.test_cards import _assert_tables_intact
 
     text = hostile[card].read_text(encoding="utf-8")
     prose, code = _card_prose(text)
@@ -344,7 +345,7 @@ def test_cli_gate_failure_list_shows_the_escape(tmp_path: Path) -> None:
 
 
 def test_cli_review_import_message_shows_the_escape(tmp_path: Path) -> None:
-    from audited_ft.review import export_review
+    from audited_ft.report.review import export_review
 
     run = tmp_path / "run"
     shutil.copytree(SAMPLE, run)
@@ -356,7 +357,7 @@ def test_cli_review_import_message_shows_the_escape(tmp_path: Path) -> None:
 
 
 def test_cli_ls_shows_a_description_with_an_escape(monkeypatch) -> None:
-    from audited_ft.probes import PROBES
+    from audited_ft.eval.probes import PROBES
 
     class EvilProbe:
         """\x1b]8;;http://evil.example\x1b\\Looks harmless\x1b]8;;\x1b\\ \x1b[2J"""
@@ -400,7 +401,7 @@ class _Touch:
 
 
 def test_yaml_python_tag_is_a_clean_config_error_and_runs_nothing(tmp_path: Path) -> None:
-    from audited_ft.config import load_config, load_gates_file
+    from audited_ft.pipeline import load_config, load_gates_file
 
     marker = tmp_path / "pwned"
     tag = f'!!python/object/apply:os.system ["touch {marker}"]'
@@ -435,8 +436,8 @@ def test_base_model_with_only_a_pickle_checkpoint_is_refused(tmp_path: Path) -> 
 
 
 def test_adapter_with_only_adapter_model_bin_is_refused(tmp_path: Path) -> None:
-    from audited_ft.config import load_config
-    from audited_ft.generation import ModelUnderTest, check_adapter_weights
+    from audited_ft.eval.model import ModelUnderTest, check_adapter_weights
+    from audited_ft.pipeline import load_config
 
     marker = tmp_path / "pwned"
     adapter = tmp_path / "adapter"
@@ -459,7 +460,7 @@ def test_adapter_with_only_adapter_model_bin_is_refused(tmp_path: Path) -> None:
 
 
 _ALLOWED = {  # (file, call): why it is safe
-    ("toxicity.py", "pickle.load"): "the toxicity scorer's tokenizer, shipped inside its pinned wheel: as trusted as "
+    ("eval/scorers/jigsaw_bilstm.py", "pickle.load"): "the toxicity scorer's tokenizer, shipped inside its pinned wheel: as trusted as "
                                     "the package's own code, never a file from a run folder or the hub",
 }
 
@@ -503,14 +504,14 @@ def test_source_tree_has_no_unsafe_deserialisation_or_code_execution() -> None:
         "torch.load", "torch.load", "pickle.loads", "yaml.load", "eval", "exec",
         "M.from_pretrained(trust_remote_code=True)"]  # the scan sees what it must (and not the safe forms)
     found = [f for path in sorted((REPO / "src/audited_ft").rglob("*.py"))
-             for f in unsafe_calls(path.read_text(encoding="utf-8"), path.name)]
+             for f in unsafe_calls(path.read_text(encoding="utf-8"),
+                                   path.relative_to(REPO / "src/audited_ft").as_posix())]
     assert found == []
 
 
 def test_trust_remote_code_is_off_by_default_recorded_when_on_and_reported(tmp_path: Path) -> None:
-    from audited_ft.config import load_config
-    from audited_ft.dependencies import FLAG_LABELS
-    from audited_ft.pipeline import start_run
+    from audited_ft.pipeline import load_config, start_run
+    from audited_ft.report.sections.dependencies import FLAG_LABELS
 
     assert load_config(REPO / "configs/default.yaml").model.trust_remote_code is False
     label = htmllib.escape(FLAG_LABELS["remote_code"])

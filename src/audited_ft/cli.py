@@ -68,7 +68,7 @@ def _guard(fn: Callable[[], int | None], multi_process: bool = False) -> None:
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug: say so plainly; AFT_DEBUG=1 shows the traceback
         if isinstance(exc, OSError):  # a full disk or a permission is the user's to fix (exit 2), not a bug
-            from audited_ft.runfolder import disk_error_message
+            from audited_ft.run.folder import disk_error_message
 
             msg = disk_error_message(exc.filename, exc, atomic=False)
             if msg is not None:
@@ -92,7 +92,7 @@ def _gates_overrides(gates: Optional[Path]) -> list[str]:
     """A gates file as --set overrides, so the resolved config (and so the report) records the gates used."""
     import json
 
-    from audited_ft.config import load_gates_file
+    from audited_ft.pipeline import load_gates_file
 
     if gates is None:
         return []
@@ -100,10 +100,10 @@ def _gates_overrides(gates: Optional[Path]) -> list[str]:
     return [f"{section}={json.dumps(raw[section])}" for section in ("gates", "regression") if section in raw]
 
 
-def _verdict(result) -> int:
-    from audited_ft.runfolder import RunFolder
+def _print_outcome(result) -> int:
+    from audited_ft.run.view import RunView
 
-    m = RunFolder(result.run_dir).manifest()
+    m = RunView(result.run_dir).manifest
     typer.echo(f"run folder: {result.run_dir}")
     if (result.run_dir / "report.html").exists():
         typer.echo(f"report:     {result.run_dir / 'report.html'}")
@@ -127,7 +127,7 @@ def run(config: Optional[Path] = typer.Argument(None, help="YAML config file (no
     """The whole audited fine-tune: data → audits → train → probes → gates → report."""
     def body():
         from audited_ft.pipeline import resume_pipeline, run_pipeline, start_run
-        from audited_ft.runfolder import RunFolder
+        from audited_ft.run.folder import RunFolder
 
         if resume is not None:
             given = [flag for flag, value in (("CONFIG", config), ("--out", out), ("--run-id", run_id),
@@ -139,14 +139,14 @@ def run(config: Optional[Path] = typer.Argument(None, help="YAML config file (no
             rf = RunFolder.open(resume)
             with rf.lock():
                 typer.echo(f"resuming: {rf.path}")
-                return _verdict(resume_pipeline(rf, baseline=baseline))
+                return _print_outcome(resume_pipeline(rf, baseline=baseline))
         if config is None:
             raise ConfigError("run needs a CONFIG file (or --resume RUN_DIR)")
         overrides = [*(set_ or []), *([f"eval.limit={limit}"] if limit else []), *_gates_overrides(gates)]
         cfg, rf = start_run(config, overrides, str(out) if out else None, run_id, accept, accepted_by)
         with rf.lock():
             typer.echo(f"run folder: {rf.path}")
-            return _verdict(run_pipeline(cfg, rf, baseline=baseline))
+            return _print_outcome(run_pipeline(cfg, rf, baseline=baseline))
 
     _guard(body)
 
@@ -155,12 +155,14 @@ def run(config: Optional[Path] = typer.Argument(None, help="YAML config file (no
 def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt) -> None:
     """Load and check a config, listing every problem at once (imports no torch)."""
     def body():
-        from audited_ft.config import load_config
+        from audited_ft.audit.audits import AUDITS
+        from audited_ft.eval.probes import PROBES
+        from audited_ft.pipeline import load_config
 
         cfg = load_config(config, set_)
         typer.echo(f"{config}: OK — model {for_terminal(cfg.model.name_or_path)}, "
-                   f"audits {', '.join(cfg.enabled('audit')) or 'none'}, "
-                   f"probes {', '.join(cfg.enabled('probe')) or 'none'}, {len(cfg.gates)} gate(s)")
+                   f"audits {', '.join(AUDITS.enabled(cfg.audits)) or 'none'}, "
+                   f"probes {', '.join(PROBES.enabled(cfg.probes)) or 'none'}, {len(cfg.gates)} gate(s)")
 
     _guard(body)
 
@@ -219,7 +221,7 @@ def review(run_dir: Path = RunDirArg,
     """Blinded human A/B review: export a sheet of base vs adapter outputs, or --import the ratings."""
     def body():
         from audited_ft.errors import AuditedFTError
-        from audited_ft.review import RESULT, export_review, import_ratings
+        from audited_ft.report.review import RESULT, export_review, import_ratings
 
         if import_ and (n is not None or seed != 0):
             raise AuditedFTError("review: --n and --seed choose the exported sheet; they cannot be given with --import "
@@ -247,7 +249,7 @@ def eval_(run_dir: Path = RunDirArg,
     """Run the probes on base and adapter of an existing run folder (and further adapters on the same base)."""
     def body():
         import audited_ft.pipeline as p
-        from audited_ft.evaluate import check_extra_adapters
+        from audited_ft.eval.stage import check_extra_adapters
 
         extra = {}
         for spec in adapter or []:
@@ -263,8 +265,11 @@ def eval_(run_dir: Path = RunDirArg,
         with rf.lock():
             p.stage_eval(cfg, rf, extra_adapters=extra)
         typer.echo(f"eval: done — {rf.path}")
-        peak = (rf.manifest().get("eval") or {}).get("peak_memory_mb") or {}
-        typer.echo(f"variants: {', '.join((rf.manifest().get('eval') or {}).get('variants') or [])}; peak memory "
+        from audited_ft.run.view import RunView
+
+        ev = RunView(rf.path).manifest.get("eval") or {}
+        peak = ev.get("peak_memory_mb") or {}
+        typer.echo(f"variants: {', '.join(ev.get('variants') or [])}; peak memory "
                    + ", ".join(f"{k} {v:.0f} MB" for k, v in peak.items()))
 
     _guard(body)
@@ -276,8 +281,9 @@ def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: 
     Exit 1 on a failed gate or a regression."""
     def body():
         import audited_ft.pipeline as p
-        from audited_ft.config import Gate, RegressionConfig, load_gates_file
-        from audited_ft.gates import failed_names, preflight_gates
+        from audited_ft.config import Gate, RegressionConfig
+        from audited_ft.gate.stage import failed_names, preflight_gates
+        from audited_ft.pipeline import load_gates_file
 
         cfg, rf = p.open_run(run_dir)
         if gates is not None:
@@ -306,8 +312,8 @@ def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: 
 def list_components() -> None:
     """Registered audits and probes with one-line descriptions."""
     def body():
-        from audited_ft.audits import AUDITS
-        from audited_ft.probes import PROBES
+        from audited_ft.audit.audits import AUDITS
+        from audited_ft.eval.probes import PROBES
 
         for title, reg in (("audits", AUDITS), ("probes", PROBES)):
             typer.echo(f"{title}:")

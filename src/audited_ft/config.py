@@ -1,7 +1,9 @@
 """Typed configuration: YAML → pydantic models, ``--set a.b=v`` overrides, every problem reported at once.
 
 Unknown keys are rejected everywhere (``extra="forbid"``). Thresholds live here and in the YAML files, never in code.
-Audit and probe sections are validated against the options model each registered audit/probe declares.
+This module is a leaf: it knows no audit, probe or metric. The sections those own (``audits:``, ``probes:``, the gates'
+metric directions) are checked by ``checks`` that the caller passes in; ``audited_ft.pipeline.load_config`` passes the
+registries' own checks, so every problem is still listed at once.
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, Sequence, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from audited_ft.errors import ConfigError
-from audited_ft.registry import did_you_mean
+from audited_ft.errors import ConfigError, did_you_mean
 
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
 _DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz", ".parquet")
@@ -239,7 +240,7 @@ class EvalConfig(_Strict):
         "the 4-bit base's largest |logit|. Rounding differences are about 1% (bfloat16 kernels); a broken "
         "dequantisation differs by about 100%."))
     limit: Optional[int] = Field(None, ge=1, description=(
-        "Cap on the items every probe evaluates (its 'limit', 'max_items' or 'n' option, whichever is lower): keeps CPU "
+        "Cap on the items every probe evaluates (its own 'limit' option, whichever is lower): keeps CPU "
         "and CI runs small. None: each probe's own setting."))
 
 
@@ -291,7 +292,7 @@ class ReportConfig(_Strict):
 
 
 class ComputeConfig(_Strict):
-    """Figures behind the energy and CO2e estimate in the report (audited_ft.footprint). Every figure is listed there
+    """Figures behind the energy and CO2e estimate in the report (audited_ft.report.footprint). Every figure is listed there
     with where it came from; change them to match the machine and the grid that ran the job."""
 
     grid_gco2e_per_kwh: float = Field(481.0, ge=0, description=(
@@ -355,24 +356,6 @@ class Config(_Strict):
             p = self._base_dir / p
         return p.resolve()
 
-    def options(self, kind: str, name: str):
-        """Validated options model of audit/probe ``name``."""
-        from audited_ft.audits import AUDITS
-        from audited_ft.probes import PROBES
-
-        reg = AUDITS if kind == "audit" else PROBES
-        raw = (self.audits if kind == "audit" else self.probes).get(name, {})
-        return reg.get(name).Options(**raw)
-
-    def enabled(self, kind: str) -> list[str]:
-        section = self.audits if kind == "audit" else self.probes
-        if kind == "audit":
-            from audited_ft.audits import AUDITS
-
-            names = AUDITS.names()
-            return [n for n in names if section.get(n, {}).get("enabled", True)]
-        return [n for n, opts in section.items() if opts.get("enabled", True)]
-
 
 # ------------------------------------------------------------------------------------------------------------
 def _fmt_loc(loc: tuple) -> str:
@@ -418,37 +401,6 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def _registry_errors(raw: dict) -> list[str]:
-    """Unknown audit/probe names and bad options, checked on the raw mapping so they are listed with the rest."""
-    from audited_ft.audits import AUDITS
-    from audited_ft.probes import PROBES
-
-    errors = []
-    for kind, reg in (("audits", AUDITS), ("probes", PROBES)):
-        section = raw.get(kind) or {}
-        if not isinstance(section, dict):
-            continue
-        for name, opts in section.items():
-            if name not in reg.names():
-                errors.append(f"{kind}.{name}: unknown {reg.kind} '{name}'.{did_you_mean(str(name), reg.names())} "
-                              f"Registered: {', '.join(reg.names()) or 'none'}")
-                continue
-            if not isinstance(opts, (dict, type(None))):
-                errors.append(f"{kind}.{name}: expected a mapping of options (got {_short(opts)})")
-                continue
-            try:
-                reg.get(name).Options.model_validate(opts or {})
-            except ValidationError as exc:
-                errors += [f"{kind}.{name}.{_fmt_loc(e['loc'])}: {e['msg']} (got {_short(e.get('input'))})"
-                           for e in exc.errors()]
-    risks = raw.get("accepted_risks")
-    for i, risk in enumerate(risks if isinstance(risks, list) else []):  # not a list: the model reports it
-        name = risk.get("audit") if isinstance(risk, dict) else None
-        if isinstance(name, str) and name not in AUDITS.names():
-            errors.append(f"accepted_risks.{i}.audit: unknown audit '{name}'.{did_you_mean(name, AUDITS.names())}")
-    return errors
-
-
 def _short(value: Any, n: int = 200) -> str:
     """repr of a value, cut: an error about a whole section must not print the whole section."""
     text = repr(value)
@@ -481,8 +433,11 @@ def _field_hint(e: dict, model: type[BaseModel] = None) -> str:
     return ""
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load and validate a config file, raising one ConfigError that lists every problem."""
+Check = Callable[[dict], list[str]]  # raw config mapping -> problems, one line each
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, checks: Sequence[Check] = ()) -> Config:
+    """Load and validate a config file, raising one ConfigError that lists every problem (``checks`` add theirs)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -505,7 +460,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
-    return validate_config(raw, source=str(path), base_dir=path.resolve().parent)
+    return validate_config(raw, source=str(path), base_dir=path.resolve().parent, checks=checks)
 
 
 def _parse_yaml(text: str, where: str) -> Any:
@@ -526,7 +481,7 @@ def _parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML (nested too deeply)") from None
 
 
-def load_gates_file(path: str | Path) -> dict:
+def load_gates_file(path: str | Path, checks: Sequence[Check] = ()) -> dict:
     """A separate gates file (``--gates FILE``): a YAML list of gates, or a mapping with ``gates:`` and optionally
     ``regression:``. Returns the raw sections, checked, ready to use as config overrides."""
     path = Path(path)
@@ -543,11 +498,12 @@ def load_gates_file(path: str | Path) -> dict:
         raise ConfigError(f"--gates {path}: expected a list of gates, or a mapping with 'gates' (and optionally "
                           f"'regression'), got {type(raw).__name__}"
                           + (f" with keys {sorted(raw)}" if isinstance(raw, dict) else ""))
-    validate_config({"data": {"source": "unused"}, **raw}, source=str(path))  # every problem, with its field
+    validate_config({"data": {"source": "unused"}, **raw}, source=str(path), checks=checks)  # every problem
     return raw
 
 
-def validate_config(raw: dict, source: str = "<config>", base_dir: Path | None = None) -> Config:
+def validate_config(raw: dict, source: str = "<config>", base_dir: Path | None = None,
+                    checks: Sequence[Check] = ()) -> Config:
     errors: list[str] = []
     cfg = None
     try:
@@ -561,7 +517,8 @@ def validate_config(raw: dict, source: str = "<config>", base_dir: Path | None =
                 errors.append(f"{loc}: required key is missing")
             else:
                 errors.append(f"{loc}: {e['msg']} (got {_short(e.get('input'))})")
-    errors += _registry_errors(raw)
+    for check in checks:
+        errors += check(raw)
     if errors:
         raise ConfigError(f"{source}: config is not well-formed, found the following errors:\n"
                           + "\n".join(f"  - {e}" for e in errors))

@@ -5,6 +5,8 @@ Exit codes: 0 passed, 1 a gate or audit failed (:class:`GateFailed`), 2 usage/co
 
 from __future__ import annotations
 
+import difflib
+
 
 class AuditedFTError(Exception):
     """Base of every error this package raises on purpose. The message is shown to the user as is."""
@@ -40,3 +42,9 @@ class GateFailed(AuditedFTError):
     """A gate or a blocking audit failed. Not a crash: the run folder holds the full results."""
 
     exit_code = 1
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """A hint for an unknown name (" Did you mean 'x'?"), or an empty string when nothing is close."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

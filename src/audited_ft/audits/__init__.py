@@ -1,5 +1,0 @@
-"""Data audits that gate training. Each module here registers one audit; see ``_base.Audit``."""
-
-from audited_ft.audits._base import AUDITS, Audit, AuditContext, AuditOutcome
-
-__all__ = ["AUDITS", "Audit", "AuditContext", "AuditOutcome"]

@@ -1,0 +1,1 @@
+"""Data stage: records from files or the hub, cleaned and split into the run folder."""

@@ -1,0 +1,1 @@
+"""Evaluation stage: the model under test, probes, evaluation sets, scorers and statistics."""

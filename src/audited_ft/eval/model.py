@@ -1,0 +1,522 @@
+"""The model under test: one 4-bit base in memory, the adapter switched on or off per call.
+
+Base and adapter therefore differ only by the LoRA weights — same quantised base, same prompts, same decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from audited_ft.config import Config
+
+log = logging.getLogger(__name__)
+# Scoring: items with the same context of at least this many tokens share one model row (the context computed
+# once), at most SHARE_MAX continuations a row.
+SHARE_MIN_CONTEXT = 8
+SHARE_MAX = 8
+# Most sequences per model call on CUDA with eval.gpu_batch_size auto (decoding a few tokens for many short prompts
+# is bound by the per-step launch overhead, so short prompts want very large batches).
+MAX_BATCH = 1024
+
+
+def check_same_base(adapter_dir: Path, extra: dict[str, Path]) -> None:
+    """Every further adapter must name the base the run's adapter was trained on (its adapter_config.json's
+    base_model_name_or_path). Compared by last path part, so the same model cached under another home folder, or its
+    hub id, matches; an adapter that names no base is not checked."""
+    import json
+
+    from audited_ft.errors import ModelError
+
+    def base(folder: Path) -> str | None:
+        f = Path(folder) / "adapter_config.json"
+        if not f.is_file():
+            return None  # PEFT says what is wrong when it loads the folder
+        try:
+            value = json.loads(f.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{f}: cannot read this adapter config ({str(exc).splitlines()[0][:200]})") from None
+        return value if isinstance(value, str) and value.strip() else None
+
+    ours = base(adapter_dir)
+    for name, folder in extra.items():
+        theirs = base(folder)
+        if ours and theirs and Path(ours.rstrip("/")).name.lower() != Path(theirs.rstrip("/")).name.lower():
+            raise ModelError(f"--adapter {name}={folder}: its adapter_config.json has base_model_name_or_path = "
+                             f"{theirs!r}, but this run's adapter was trained on {ours!r}; further adapters must be "
+                             "of the run's base model")
+
+
+class ModelUnderTest:
+    """One loaded base with the run's adapter ("adapter") and any further adapters switched in place.
+
+    Variants: "base" (every adapter disabled), "adapter" (the run's own) and one per extra adapter, by name. The base
+    weights are loaded once; an adapter adds only its LoRA matrices.
+    """
+
+    variants: tuple[str, ...] = ("base", "adapter")
+
+    def __init__(self, cfg: Config, adapter_dir: Path, batch_size: int = 16,
+                 extra_adapters: dict[str, Path] | None = None):
+        check_same_base(adapter_dir, extra_adapters or {})  # before the minutes of loading a base
+        for folder in (adapter_dir, *(extra_adapters or {}).values()):
+            check_adapter_weights(folder)  # safetensors only, refused before anything is loaded
+        import torch
+        from peft import PeftModel
+
+        from audited_ft.errors import ModelError
+        from audited_ft.models import load_base_model, load_tokenizer, pick_device, resolve_model
+
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.device = pick_device(cfg.train.device)
+        resolved = resolve_model(cfg.model.name_or_path, cfg.model.licence)
+        self.tokenizer = load_tokenizer(resolved, cfg.model.revision, cfg.model.trust_remote_code)
+        self.tokenizer.padding_side = "left"
+        base = load_base_model(resolved, cfg.quantization, self.device, cfg.model.revision, cfg.model.trust_remote_code)
+        self.dequantize_check: dict | None = None
+        if cfg.quantization.load_in_4bit and cfg.eval.dequantize_base:
+            base = self._dequantized(base, resolved)
+        self.precision = _precision(cfg, self.dequantize_check)
+        extra = dict(extra_adapters or {})  # names checked by audited_ft.eval.stage.check_extra_adapters
+        # On a GPU the adapter stays in the dtype it was trained and saved in (TRL trains QLoRA adapters in bf16):
+        # PEFT would otherwise upcast it to float32, which makes every LoRA product a float32 matmul on bf16 inputs.
+        keep = {"autocast_adapter_dtype": False} if self.device == "cuda" else {}
+        try:
+            self.model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name="default", **keep)
+            check_adapter_complete(self.model, "default", adapter_dir)
+            for name, path in extra.items():
+                adapter_dir = path
+                self.model.load_adapter(str(path), adapter_name=name, **keep)
+                check_adapter_complete(self.model, name, path)
+        except (ValueError, RuntimeError, OSError, KeyError) as exc:
+            raise ModelError(f"{adapter_dir}: cannot load this adapter on {cfg.model.name_or_path!r}: "
+                             f"{str(exc).splitlines()[0][:300]}") from None
+        self.variants = ("base", "adapter", *extra)
+        self.model.eval()
+        self._torch = torch
+
+    def _dequantized(self, base, resolved):
+        """The base dequantised to the compute dtype when that reproduces the 4-bit base's next-token logits
+        (``audited_ft.eval.dequant``), else the 4-bit base loaded again; the check is kept for the manifest."""
+        from audited_ft.eval.dequant import CHECK_TEXTS, dequantize_checked
+        from audited_ft.models import compute_dtype, load_base_model
+
+        prompts = [self.chat(text) for text in CHECK_TEXTS]
+        dtype = compute_dtype(self.cfg.quantization.compute_dtype, self.device)
+        model, self.dequantize_check = dequantize_checked(base, self.tokenizer, prompts, dtype,
+                                                          self.cfg.eval.dequantize_tolerance)
+        if model is not None:
+            return model
+        cfg = self.cfg
+        return load_base_model(resolved, cfg.quantization, self.device, cfg.model.revision, cfg.model.trust_remote_code)
+
+    def prompt(self, text: str) -> str:
+        """The task prompt (data.prompt_template + chat template), exactly as in training."""
+        from audited_ft.models import build_prompt
+
+        return build_prompt(self.tokenizer, self.cfg.data.prompt_template, text, self.cfg.model.use_chat_template,
+                            self.cfg.model.system_prompt)
+
+    def chat(self, text: str, system: str | None = None) -> str:
+        """A plain user turn (no task template), through the chat template when the model has one.
+
+        For probes that talk to the model as a user would (toxicity, refusals), not through the fine-tuning task.
+        """
+        from audited_ft.models import build_prompt
+
+        return build_prompt(self.tokenizer, "{input}", text, self.cfg.model.use_chat_template, system)
+
+    def _variant(self, variant: str):
+        import contextlib
+
+        if variant == "base":
+            return self.model.disable_adapter()
+        if variant not in self.variants:
+            raise ValueError(f"unknown variant {variant!r} (have {', '.join(self.variants)})")
+        self.model.set_adapter("default" if variant == "adapter" else variant)
+        return contextlib.nullcontext()
+
+    def generate_mixed(self, prompts: list[str], variants: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy continuations where each prompt names its own variant, in one batch per length bucket: PEFT routes
+        each row through its adapter (or none, for "base"). Same answers as ``generate`` per variant."""
+        torch = self._torch
+        names = ["__base__" if v == "base" else "default" if v == "adapter" else v for v in variants]
+        unknown = sorted(set(variants) - set(self.variants))
+        if unknown:
+            raise ValueError(f"unknown variant(s) {unknown} (have {', '.join(self.variants)})")
+        out: list[str | None] = [None] * len(prompts)
+        with torch.inference_mode():
+            for idx in self._chunks(prompts, max_new_tokens):
+                enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.model.device)
+                gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                          pad_token_id=self.tokenizer.pad_token_id,
+                                          adapter_names=[names[i] for i in idx])
+                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                for i, t in zip(idx, texts):
+                    out[i] = t.strip()
+        return out  # type: ignore[return-value]
+
+    def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
+        """(sum of log-probabilities, token count) of each continuation given its context, in input order.
+
+        Context and continuation are tokenized separately and joined, so the continuation's tokens are the same
+        whatever the context. An empty context is scored after the tokenizer's BOS token (or EOS when it has none).
+        Items are batched by length (left padding with each sequence's own position ids; padded positions are masked
+        out).
+        """
+        items = self._encode_pairs(contexts, continuations, "score")
+        return [(float(lp.sum()), len(lp)) for lp in self._continuation_logprobs(items, variant, "score")]
+
+    def token_logprobs(self, contexts: list[str], continuations: list[str],
+                       variant: str) -> list[list[tuple[str, float]]]:
+        """Per continuation token: (its text, its log-probability given the context and the tokens before it).
+
+        Same tokenization, batching and positions as :meth:`score`, so each item's log-probabilities sum to its
+        ``score`` sum. A token's text is the span of the continuation it covers, including the whitespace before it,
+        so the texts join back to the continuation exactly (tokenizers without offsets: decoded prefix differences).
+        """
+        items = self._encode_pairs(contexts, continuations, "token_logprobs")
+        logprobs = self._continuation_logprobs(items, variant, "token_logprobs")
+        return [list(zip(self._token_texts(x, cont_ids), (float(v) for v in lp.tolist())))
+                for x, (_, cont_ids), lp in zip(continuations, items, logprobs)]
+
+    def _encode_pairs(self, contexts: list[str], continuations: list[str], what: str) -> list[tuple[list, list]]:
+        """(context ids, continuation ids) per pair; an empty context becomes the BOS (else EOS) token."""
+        if len(contexts) != len(continuations):
+            raise ValueError(f"{what}: contexts and continuations differ in length")
+        tok = self.tokenizer
+        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        items = []
+        for c, x in zip(contexts, continuations):
+            ctx_ids = tok(c, add_special_tokens=False)["input_ids"] if c else []
+            cont_ids = tok(x, add_special_tokens=False)["input_ids"]
+            if not cont_ids:
+                raise ValueError(f"{what}: empty continuation after tokenization: {x!r}")
+            items.append((ctx_ids or [start], cont_ids))
+        return items
+
+    def _continuation_logprobs(self, items: list[tuple[list, list]], variant: str, what: str) -> list:
+        """Per item, a 1-D CPU tensor of its continuation tokens' log-probabilities.
+
+        Items are laid out in model rows (``_rows``): items whose context is the same (BBQ's three answers to one
+        question, say) share one row, the context once and then each continuation, which attends to the context and
+        to itself only and takes the positions it would have alone; other items get a row of their own. Rows are
+        sorted by length and batched, left-padded, so every row's continuations end at the last position and only
+        the last positions' logits are computed.
+        """
+        from tqdm.auto import tqdm
+
+        torch = self._torch
+        rows = self._rows(items)
+        size = [len(items[r[0]][0]) + sum(len(items[i][1]) for i in r) for r in rows]
+        order = sorted(range(len(rows)), key=size.__getitem__)
+        out: list = [None] * len(items)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        batch = self.batch_for(max(size, default=1), "score")
+        log.debug("%s (%s): %d items in %d rows, batches of %d", what, variant, len(items), len(rows), batch)
+        dev = self.model.device
+        with self._variant(variant), torch.inference_mode():
+            for b in tqdm(range(0, len(order), batch), desc=f"{what} ({variant})", leave=False, disable=None):
+                chunk = [rows[k] for k in order[b:b + batch]]
+                width = max(size[k] for k in order[b:b + batch])
+                # Only the continuations' logits are needed (a continuation is a few tokens; the vocabulary-wide
+                # float logits of every context position were most of the memory traffic).
+                keep = max(sum(len(items[i][1]) for i in r) for r in chunk) + 1
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                positions = torch.zeros((len(chunk), width), dtype=torch.long)
+                segment = torch.full((len(chunk), width), -1, dtype=torch.long)  # -1 pad, 0 context, j continuation j
+                rows_at, cols_at, targets, spans = [], [], [], []
+                for r, members in enumerate(chunk):
+                    ctx = items[members[0]][0]
+                    tail = sum(len(items[i][1]) for i in members)
+                    at = width - tail - len(ctx)
+                    ids[r, at:at + len(ctx)] = torch.tensor(ctx)
+                    positions[r, at:at + len(ctx)] = torch.arange(len(ctx))
+                    segment[r, at:at + len(ctx)] = 0
+                    at += len(ctx)
+                    last_ctx = at - 1
+                    for j, i in enumerate(members, 1):
+                        cont = items[i][1]
+                        ids[r, at:at + len(cont)] = torch.tensor(cont)
+                        positions[r, at:at + len(cont)] = torch.arange(len(ctx), len(ctx) + len(cont))
+                        segment[r, at:at + len(cont)] = j
+                        # each token is predicted by the position before it; the first by the context's last
+                        predictors = [last_ctx] + list(range(at, at + len(cont) - 1))
+                        spans.append((i, len(targets), len(cont)))
+                        rows_at += [r] * len(cont)
+                        cols_at += [p - (width - keep) for p in predictors]
+                        targets += cont
+                        at += len(cont)
+                shared = any(len(members) > 1 for members in chunk)
+                mask = self._tree_mask(segment) if shared else (segment >= 0).long()
+                inputs = {"input_ids": ids.to(dev), "attention_mask": mask.to(dev), "position_ids": positions.to(dev),
+                          "use_cache": False}
+                try:
+                    logits = self.model(**inputs, logits_to_keep=keep).logits[:, -keep:]
+                except TypeError:  # a model class without logits_to_keep
+                    logits = self.model(**inputs).logits[:, -keep:]
+                picked = logits[torch.tensor(rows_at, device=logits.device),
+                                torch.tensor(cols_at, device=logits.device)].float()
+                lp = torch.log_softmax(picked, dim=-1).gather(
+                    -1, torch.tensor(targets, device=logits.device).unsqueeze(-1)).squeeze(-1).cpu()
+                for i, first, n in spans:
+                    out[i] = lp[first:first + n]
+        return out
+
+    def _rows(self, items: list[tuple[list, list]]) -> list[tuple[int, ...]]:
+        """Item indices per model row: items with the same context of at least ``SHARE_MIN_CONTEXT`` tokens share a
+        row (up to ``SHARE_MAX`` of them), the rest one row each. No sharing where the attention implementation
+        cannot take a per-row 4-D mask (flash attention)."""
+        impl = getattr(self.model.config, "_attn_implementation", None) or "eager"
+        if impl not in ("sdpa", "eager"):
+            return [(i,) for i in range(len(items))]
+        groups: dict = {}
+        for i, (ctx, _) in enumerate(items):
+            groups.setdefault(tuple(ctx) if len(ctx) >= SHARE_MIN_CONTEXT else i, []).append(i)
+        return [tuple(m[k:k + SHARE_MAX]) for m in groups.values() for k in range(0, len(m), SHARE_MAX)]
+
+    def _tree_mask(self, segment):
+        """The 4-D attention mask of rows holding one context and several continuations: causal, no padding, and a
+        continuation's tokens see the context and their own continuation only. Every position sees itself, so a
+        padding row is never empty. Boolean for SDPA; additive (0 / dtype minimum) for eager attention."""
+        torch = self._torch
+        n = segment.shape[1]
+        q, k = segment[:, :, None], segment[:, None, :]
+        allowed = torch.ones(n, n, dtype=torch.bool).tril() & (k >= 0) & ((k == 0) | (k == q))
+        allowed |= torch.eye(n, dtype=torch.bool)
+        allowed = allowed[:, None]
+        if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+            return allowed
+        dtype = self.model.get_input_embeddings().weight.dtype
+        return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+
+    def _token_texts(self, text: str, ids: list[int]) -> list[str]:
+        """The piece of ``text`` each token covers, with the whitespace before it, so the pieces join to ``text``."""
+        tok = self.tokenizer
+        if getattr(tok, "is_fast", False):
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+            if enc["input_ids"] == ids:
+                ends, last = [], 0
+                for _, end in enc["offset_mapping"]:
+                    last = max(last, end)  # byte-level pieces of one character share offsets; keep ends monotonic
+                    ends.append(last)
+                ends[-1] = len(text)  # trailing whitespace goes to the last token
+                return [text[a:b] for a, b in zip([0] + ends[:-1], ends)]
+        prefixes = [""] + [tok.decode(ids[:k + 1]) for k in range(len(ids))]
+        return [prefixes[k + 1][len(prefixes[k]):] if prefixes[k + 1].startswith(prefixes[k]) else tok.decode([i])
+                for k, i in enumerate(ids)]
+
+    def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
+               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
+        """``num_samples`` sampled continuations per prompt. The generator is re-seeded per batch from ``seed``, so
+        base and adapter draw from the same random stream and a rerun gives the same samples."""
+        from tqdm.auto import tqdm
+
+        torch = self._torch
+        out: list[list[str] | None] = [None] * len(prompts)
+        with self._variant(variant), torch.inference_mode():
+            done = 0  # prompts before this batch: the batch's seed offset
+            for idx in tqdm(self._chunks(prompts, max_new_tokens, max(1, num_samples)), desc=f"sample ({variant})",
+                            leave=False, disable=None):
+                enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.model.device)
+                torch.manual_seed(seed + done)
+                done += len(idx)
+                gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True,
+                                          temperature=temperature, top_p=top_p, num_return_sequences=num_samples,
+                                          pad_token_id=self.tokenizer.pad_token_id)
+                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                for r, i in enumerate(idx):
+                    out[i] = [t.strip() for t in texts[r * num_samples:(r + 1) * num_samples]]
+        return out  # type: ignore[return-value]
+
+    def _chunks(self, prompts: list[str], max_new_tokens: int, per_prompt: int = 1) -> list[list[int]]:
+        """Prompt indices per generate call, shortest prompts first. With ``eval.gpu_batch_size: auto`` each call is
+        as large as the memory allows for its own longest prompt (short prompts get large batches, long ones small),
+        counting ``per_prompt`` sequences per prompt; otherwise every call has the configured size."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        if not (self.device == "cuda" and self.cfg.eval.gpu_batch_size == "auto"):
+            size = max(1, self.batch_for(0) // per_prompt)
+            return [order[k:k + size] for k in range(0, len(order), size)]
+        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        chunks: list[list[int]] = [[]]
+        longest = fits = 0
+        for i in order:  # grow the batch while the batch's longest prompt still fits; then start the next one
+            if lengths[i] > longest:
+                longest, fits = lengths[i], self.batch_for(lengths[i] + max_new_tokens) // per_prompt
+            if chunks[-1] and len(chunks[-1]) + 1 > fits:
+                chunks.append([])
+                longest, fits = lengths[i], self.batch_for(lengths[i] + max_new_tokens) // per_prompt
+            chunks[-1].append(i)
+        return chunks
+
+    def batch_for(self, seq_tokens: int, kind: str = "generate") -> int:
+        """Items per model call. CPU: ``batch_size``. CUDA: ``eval.gpu_batch_size``, or with "auto" as many
+        sequences of ``seq_tokens`` tokens as fit in 60% of the free GPU memory (a generated sequence holds its KV
+        cache; a scored one its float32 logits), 1 to ``MAX_BATCH``."""
+        setting = self.cfg.eval.gpu_batch_size
+        if self.device != "cuda":
+            return self.batch_size
+        if setting != "auto":
+            return int(setting)
+        c = self.model.config
+        c = getattr(c, "text_config", None) or c
+        heads = getattr(c, "num_attention_heads", 1)
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
+        kv = 2 * c.num_hidden_layers * (getattr(c, "num_key_value_heads", None) or heads) * head_dim * 2
+        per_token = kv if kind == "generate" else kv + 4 * 2 * c.vocab_size  # logits and log-softmax, float32
+        cuda = self._torch.cuda
+        free, _ = cuda.mem_get_info()
+        free += cuda.memory_reserved() - cuda.memory_allocated()  # blocks torch holds from earlier batches are free too
+        return max(1, min(MAX_BATCH, int(0.6 * free // max(1, per_token * seq_tokens))))
+
+    def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        """Greedy continuations, batched by similar length (left padding), in the order of ``prompts``."""
+        from tqdm.auto import tqdm
+
+        torch = self._torch
+        out: list[str | None] = [None] * len(prompts)
+        chunks = self._chunks(prompts, max_new_tokens)
+        log.debug("generate (%s): %d prompts, batches of %s", variant, len(prompts), [len(c) for c in chunks])
+        with self._variant(variant), torch.inference_mode():
+            for idx in tqdm(chunks, desc=f"generate ({variant})", leave=False):
+                enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.model.device)
+                gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                          pad_token_id=self.tokenizer.pad_token_id)
+                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                for i, t in zip(idx, texts):
+                    out[i] = t.strip()
+        return out  # type: ignore[return-value]
+
+
+def _precision(cfg: Config, check: dict | None = None) -> str:
+    q = cfg.quantization
+    if not q.load_in_4bit:
+        return f"unquantised base, compute {q.compute_dtype}"
+    how = f"{q.quant_type}{'+double_quant' if q.double_quant else ''}"
+    if cfg.eval.dequantize_base and (check is None or check["passed"]):
+        return f"{how} base dequantised to the compute dtype for generation (same weight values), LoRA unmerged"
+    if cfg.eval.dequantize_base:
+        return f"{how} 4-bit base, LoRA unmerged (dequantisation to {check['dtype']} refused by its check)"
+    return f"{how} 4-bit base, LoRA unmerged"
+
+
+class CachedModel:
+    """The model under test with every answer cached in the run folder (``eval/cache/``).
+
+    Each call (generate, sample, score or token_logprobs; one variant; a list of inputs) is stored as one JSON file
+    whose name is a hash of everything that decides the answer: the method and its arguments, the inputs, the model
+    and its precision, and — for a non-base variant — a hash of the adapter's weights. A probe that is re-run (an
+    evaluation resumed after a crash, a report tweak, a second probe sharing prompts) reads the stored answers instead
+    of generating them again; a retrained adapter or a changed decoding setting never hits an old entry.
+    """
+
+    def __init__(self, model, cache_dir: Path, identity: dict, adapter_hashes: dict[str, str]):
+        self.model = model
+        self.cache_dir = Path(cache_dir)
+        self.identity = identity
+        self.adapter_hashes = adapter_hashes
+        self.hits = self.misses = 0
+
+    def __getattr__(self, name):  # prompt, chat, variants, precision, tokenizer ...
+        return getattr(self.model, name)
+
+    def _cached(self, method: str, variant: str, args: dict, inputs: list, compute, restore=None):
+        # restore: turns one stored (JSON) output back into what the method returns (JSON has no tuples)
+        import hashlib
+        import json
+
+        from audited_ft.run.folder import read_json, write_json
+
+        key_obj = {"method": method, "variant": variant, "args": args, "inputs": inputs, "model": self.identity,
+                   "adapter": self.adapter_hashes.get(variant) if variant != "base" else None}
+        key = hashlib.sha256(json.dumps(key_obj, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+        path = self.cache_dir / f"{method}-{variant}-{key[:20]}.json"
+        if path.is_file():
+            stored = read_json(path)
+            if stored.get("key") == key and len(stored.get("outputs", [])) == len(inputs):
+                self.hits += 1
+                return [restore(o) if restore else o for o in stored["outputs"]]
+        self.misses += 1
+        outputs = compute()
+        write_json(path, {"key": key, "method": method, "variant": variant, "args": args, "n": len(inputs),
+                          "outputs": outputs})
+        return outputs
+
+    def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        return self._cached("generate", variant, {"max_new_tokens": max_new_tokens}, prompts,
+                            lambda: self.model.generate(prompts, variant, max_new_tokens))
+
+    def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
+               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
+        args = {"max_new_tokens": max_new_tokens, "num_samples": num_samples, "temperature": temperature,
+                "top_p": top_p, "seed": seed}
+        return self._cached("sample", variant, args, prompts, lambda: self.model.sample(prompts, variant, **args))
+
+    def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
+        return self._cached("score", variant, {}, [list(p) for p in zip(contexts, continuations)],
+                            lambda: self.model.score(contexts, continuations, variant), restore=tuple)
+
+    def token_logprobs(self, contexts: list[str], continuations: list[str],
+                       variant: str) -> list[list[tuple[str, float]]]:
+        return self._cached("token_logprobs", variant, {}, [list(p) for p in zip(contexts, continuations)],
+                            lambda: self.model.token_logprobs(contexts, continuations, variant),
+                            restore=lambda o: [tuple(t) for t in o])
+
+
+def check_adapter_weights(adapter_dir: Path) -> Path:
+    """The adapter's weight file, ``adapter_model.safetensors``; a :class:`ModelError` when the folder has none.
+
+    PEFT falls back to ``adapter_model.bin`` when there is no safetensors file, and a ``.bin`` file is a pickle: loading
+    one from an adapter folder someone handed over can run any code it carries. So a folder with only a ``.bin`` (or
+    no weights at all) is refused before anything is loaded.
+    """
+    from audited_ft.errors import ModelError
+
+    folder = Path(adapter_dir)
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        return weights
+    pickles = sorted(p.name for p in folder.glob("*.bin")) if folder.is_dir() else []
+    if pickles:
+        raise ModelError(f"{folder}: the adapter's weights are only in {', '.join(pickles)} (a pickle, which can run "
+                         "code when loaded), not in adapter_model.safetensors; audited_ft loads adapters only from "
+                         "safetensors. Convert it where you trust its source (load it there and save it again with "
+                         "save_pretrained, which writes safetensors), then point to the new folder.")
+    raise ModelError(f"{folder}: no adapter_model.safetensors there — not a trained PEFT adapter folder (a run "
+                     "folder's adapter is RUN/train/adapter, written by the 'train' stage)")
+
+
+def check_adapter_complete(model, name: str, adapter_dir: Path) -> None:
+    """A :class:`ModelError` unless the adapter's file held a weight for every LoRA layer PEFT created for it. PEFT
+    only warns about missing keys and leaves those layers at their initial values (LoRA B = 0: the base model's
+    output), so an adapter saved wrongly (for instance with another wrapper's parameter names) would be evaluated as
+    if it were the base model."""
+    from safetensors import safe_open
+
+    from audited_ft.errors import ModelError
+
+    with safe_open(str(Path(adapter_dir) / "adapter_model.safetensors"), framework="pt") as f:
+        stored = set(f.keys())
+    wanted = {n.replace(f".{name}.", ".") for n, _ in model.named_parameters() if f".{name}." in n and "lora_" in n}
+    missing = sorted(wanted - stored)
+    if missing:
+        raise ModelError(f"{adapter_dir}: adapter_model.safetensors lacks {len(missing)} of the {len(wanted)} LoRA "
+                         f"weights this adapter's config creates (first: {missing[0]}; the file holds "
+                         f"{len(stored)} tensor(s){', e.g. ' + sorted(stored)[0] if stored else ''}); "
+                         "it was saved incompletely or under other parameter names")
+
+
+def adapter_hash(adapter_dir: Path) -> str:
+    """sha256 of an adapter folder's weight and config files (what decides its answers)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(Path(adapter_dir).iterdir()):
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Gate stage: thresholds and baseline comparisons against a run's numbers; CI outputs."""

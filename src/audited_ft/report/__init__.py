@@ -1,0 +1,1 @@
+"""Report stage: the HTML risk report, model and data cards, and the human A/B review."""

@@ -1,0 +1,1 @@
+"""Training stage: the QLoRA recipe, its speed settings, and GPU power sampling."""

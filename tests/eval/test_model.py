@@ -1,0 +1,154 @@
+"""The model under test on a real (tiny, random) Llama in 4-bit: batched scoring equals one-at-a-time scoring and a
+direct computation; sampling is reproducible; the adapter switch changes answers; the cache serves repeats."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from audited_ft.pipeline import load_config
+from tests.conftest import make_tiny_rows
+from tests.tiny_model import tiny_config
+
+pytest.importorskip("bitsandbytes")
+
+
+@pytest.fixture(scope="module")
+def mut(tmp_path_factory):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from audited_ft.eval.model import ModelUnderTest
+
+    tmp = tmp_path_factory.mktemp("gen")
+    cfg = load_config(tiny_config(tmp, make_tiny_rows()))
+    base = AutoModelForCausalLM.from_pretrained(tmp / "tiny-llama")
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    torch.manual_seed(0)
+    peft.save_pretrained(tmp / "adapter")
+    return ModelUnderTest(cfg, tmp / "adapter", batch_size=3)
+
+
+def _direct(mut, context: str, continuation: str, variant: str) -> float:
+    import contextlib
+
+    import torch
+
+    tok = mut.tokenizer
+    ctx = tok(context, add_special_tokens=False)["input_ids"] if context else [tok.bos_token_id]
+    cont = tok(continuation, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([ctx + cont])
+    switch = mut.model.disable_adapter() if variant == "base" else contextlib.nullcontext()
+    with switch, torch.inference_mode():
+        logp = torch.log_softmax(mut.model(input_ids=ids).logits.float()[0, :-1], -1)
+    return float(sum(logp[len(ctx) - 1 + k, t] for k, t in enumerate(cont)))
+
+
+def test_batched_scores_match_direct_computation(mut):
+    contexts = ["", "Hello , I need", "#Person1# : Hello , I need a table for two , case 3 .", ""]
+    conts = ["a taxi to the station", "a table", "Of course", "Anything else ?"]
+    for variant in ("base", "adapter"):
+        batched = mut.score(contexts, conts, variant)
+        assert [n for _, n in batched] == [len(mut.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in conts]
+        for (lp, _), c, x in zip(batched, contexts, conts):
+            assert math.isfinite(lp) and lp < 0
+            assert lp == pytest.approx(_direct(mut, c, x, variant), abs=1e-3)
+            assert lp == pytest.approx(mut.score([c], [x], variant)[0][0], abs=1e-3)
+    assert mut.score(contexts, conts, "base") != mut.score(contexts, conts, "adapter")
+
+
+def test_sampling_is_reproducible_and_seeded(mut):
+    prompts = ["Hello , I need", "Of course"]
+    a = mut.sample(prompts, "adapter", max_new_tokens=5, num_samples=3, seed=7)
+    assert len(a) == 2 and all(len(s) == 3 for s in a)
+    assert a == mut.sample(prompts, "adapter", max_new_tokens=5, num_samples=3, seed=7)
+    assert a != mut.sample(prompts, "adapter", max_new_tokens=5, num_samples=3, seed=8)
+
+
+def test_cache_serves_repeats_and_keys_on_settings(mut, tmp_path):
+    from audited_ft.eval.model import CachedModel
+
+    cached = CachedModel(mut, tmp_path, identity={"m": "tiny"}, adapter_hashes={"adapter": "h1"})
+    first = cached.generate(["Hello , I need"], "adapter", 4)
+    assert cached.generate(["Hello , I need"], "adapter", 4) == first and (cached.hits, cached.misses) == (1, 1)
+    cached.generate(["Hello , I need"], "adapter", 5)                  # other setting: computed
+    assert cached.misses == 2
+    s1 = cached.score([""], ["a table"], "base")
+    assert cached.score([""], ["a table"], "base") == s1 and isinstance(s1[0], tuple)
+    other = CachedModel(mut, tmp_path, identity={"m": "tiny"}, adapter_hashes={"adapter": "h2"})
+    other.generate(["Hello , I need"], "adapter", 4)                   # retrained adapter: not served from cache
+    assert other.misses == 1 and other.hits == 0
+    other.score([""], ["a table"], "base")                             # the base does not depend on the adapter
+    assert other.hits == 1
+
+
+BBQ_LIKE = ["#Person1# : Hello , I need a table for two , case 3 .\nQuestion : Who booked ?\nAnswer :",
+            "Both a grandfather and a grandson were at the clinic .\nQuestion : Who forgets things ?\nAnswer :"]
+
+
+def _shared_items(mut):
+    contexts, conts = [], []
+    for c in BBQ_LIKE:
+        for x in (" the grandfather", " the grandson", " cannot be determined"):
+            contexts.append(c)
+            conts.append(x)
+    contexts += ["", "Hello"]  # short contexts: rows of their own
+    conts += ["a taxi", " there"]
+    return contexts, conts
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_shared_context_scores_equal_scoring_each_item_alone(mut, attention, monkeypatch):
+    """BBQ's answers to one question share a model row (the context once); each answer must score as if alone."""
+    contexts, conts = _shared_items(mut)
+    monkeypatch.setattr(mut.model.config, "_attn_implementation", attention)
+    rows = mut._rows(mut._encode_pairs(contexts, conts, "score"))
+    assert sorted(map(len, rows)) == [1, 1, 3, 3]
+    for variant in ("base", "adapter"):
+        shared = mut.score(contexts, conts, variant)
+        alone = [mut.score([c], [x], variant)[0] for c, x in zip(contexts, conts)]
+        assert [n for _, n in shared] == [n for _, n in alone]
+        for (a, _), (b, _), c, x in zip(shared, alone, contexts, conts):
+            assert a == pytest.approx(b, abs=1e-4)
+            assert a == pytest.approx(_direct(mut, c, x, variant), abs=1e-3)
+        per_token = mut.token_logprobs(contexts, conts, variant)
+        assert [sum(v for _, v in t) for t in per_token] == pytest.approx([a for a, _ in shared], abs=1e-4)
+
+
+def test_shared_rows_would_be_wrong_if_answers_saw_each_other(mut, monkeypatch):
+    """The check above can fail: with a plain causal mask the second and third answers read the ones before them."""
+    import torch
+
+    contexts, conts = _shared_items(mut)
+    right = mut.score(contexts, conts, "adapter")
+    monkeypatch.setattr(type(mut), "_tree_mask",
+                        lambda self, seg: torch.ones(seg.shape[1], seg.shape[1], dtype=torch.bool).tril()[None, None]
+                        .expand(seg.shape[0], 1, -1, -1) & (seg >= 0)[:, None, None, :])
+    wrong = mut.score(contexts, conts, "adapter")
+    assert wrong[0][0] == pytest.approx(right[0][0], abs=1e-4)  # the first answer sees only the context either way
+    # 10x the tolerance of the check above (the tiny random model's attention is nearly flat)
+    assert max(abs(wrong[i][0] - right[i][0]) for i in (1, 2, 4, 5)) > 1e-3
+
+
+def test_auto_batches_are_sized_per_length_bucket(mut, monkeypatch):
+    """With gpu_batch_size auto, short prompts go in large batches and long ones in small, each batch sized for its
+    own longest prompt; every prompt is generated exactly once, in its place."""
+    import audited_ft.eval.model as g
+
+    prompts = [" ".join(["word"] * n) for n in (3, 40, 5, 80, 4, 60, 6, 7, 90, 2)]
+    budget = 400  # tokens per call: the stand-in for the free GPU memory
+    monkeypatch.setattr(mut, "device", "cuda")
+    monkeypatch.setattr(mut.cfg.eval, "gpu_batch_size", "auto")
+    monkeypatch.setattr(type(mut), "batch_for", lambda self, seq, kind="generate": max(1, min(g.MAX_BATCH, budget // seq)))
+    lengths = [len(mut.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    for per_prompt in (1, 2):
+        chunks = mut._chunks(prompts, 10, per_prompt)
+        assert sorted(i for c in chunks for i in c) == list(range(len(prompts)))
+        for c in chunks:
+            assert len(c) * per_prompt <= max(per_prompt, budget // (max(lengths[i] for i in c) + 10))
+        assert len(chunks[0]) > len(chunks[-1])  # the short prompts share a batch, the long ones do not
+    monkeypatch.undo()
+    assert [len(c) for c in mut._chunks(prompts, 10)] == [3, 3, 3, 1]  # CPU: the configured batch size
+    assert mut.generate(prompts[:4], "base", 3) == [mut.generate([p], "base", 3)[0] for p in prompts[:4]]
