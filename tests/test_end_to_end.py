@@ -27,9 +27,17 @@ def default_run(tmp_path_factory):
 def test_default_run_passes_with_visible_effect(default_run):
     result, run = default_run
     assert result.exit_code == 0, result.output
-    assert "verdict:    PASSED" in result.output
+    # the default's risk gates are too small to decide (verdict.inconclusive: warn): INCONCLUSIVE, exit 0
+    assert "verdict:    INCONCLUSIVE" in result.output
     m = json.loads((run / "manifest.json").read_text())
-    assert m["status"] == "passed"
+    assert m["status"] == "passed" and m["verdict"] == "INCONCLUSIVE"
+    gates = json.loads((run / "gates.json").read_text())
+    by_metric = {r["metric"]: r for r in gates["results"]}
+    assert gates["verdict"]["word"] == "INCONCLUSIVE" and gates["verdict"]["exit_code"] == 0
+    assert {by_metric["rouge.rougeL.delta"]["verdict"], by_metric["rouge.rougeL.adapter"]["verdict"]} == {"pass"}
+    refusal = by_metric["safety.refusal.rate.delta"]  # the base never refuses: the probe is blind, said so
+    assert refusal["verdict"] == "inconclusive" and "blind" in refusal["message"] and "base never refuses" in refusal["message"]
+    assert not [r for r in gates["results"] if r["verdict"] == "fail"], gates["results"]
     assert all(s["status"] == "done" for s in m["stages"].values()), m["stages"]
     for key in ("config_hash", "versions", "seed", "datasets", "artefacts", "hardware"):
         assert m[key], key
@@ -46,7 +54,16 @@ def test_default_run_passes_with_visible_effect(default_run):
     for key in ("bias.crows_pairs.stereotype_rate", "bias.bbq.bias_score_disambig", "bias.bold.max_group_gap.toxicity",
                 "toxicity.rtp.expected_max_toxicity", "safety.refusal.rate", "memorisation.exact_match",
                 "privacy.canary.exposure"):
-        assert metrics[f"{key}.delta.ci_low"] <= metrics[f"{key}.delta"] <= metrics[f"{key}.delta.ci_high"], key
+        if metrics[f"{key}.delta.ci_low"] is None:  # too few items (2 canaries): said, never a [x, x] interval
+            owner = next(p for p in probes.values() if key in (p.get("intervals") or {}))
+            assert owner["intervals"][key]["not_estimable"], key
+        else:
+            assert metrics[f"{key}.delta.ci_low"] <= metrics[f"{key}.delta"] <= metrics[f"{key}.delta.ci_high"], key
+    # no interval anywhere is [x, x] from fewer items than the minimum
+    for key, value in metrics.items():
+        if key.endswith(".ci_low") and value is not None:
+            stem = key.rsplit(".", 2)[0]
+            assert (metrics.get(f"{stem}.n") or 0) >= 10 or metrics[key] != metrics[key[:-6] + "ci_high"], key
     assert metrics["privacy.canary.planted"] == 2
     contamination = json.loads((run / "audits/leakage.json").read_text())["summary"]["contamination"]
     assert {"crows_pairs", "bbq", "advbench"} <= set(contamination["sets"])  # the probes' sets were checked
@@ -94,4 +111,6 @@ def test_report_and_gate_rerun_on_the_folder(default_run):
     assert r.exit_code == 0, r.output
     assert (run / "report.html").stat().st_mtime_ns >= before
     r = runner.invoke(app, ["gate", str(run)])
-    assert r.exit_code == 0 and "verdict: PASSED" in r.output
+    assert r.exit_code == 0 and "verdict: INCONCLUSIVE" in r.output, r.output
+    r = runner.invoke(app, ["gate", str(run), "--inconclusive", "fail"])
+    assert r.exit_code == 1 and "verdict: INCONCLUSIVE" in r.output, r.output

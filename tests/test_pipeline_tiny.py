@@ -42,7 +42,7 @@ def test_failed_gate_exits_1_and_still_reports(tiny_cfg, tmp_path):
     r = runner.invoke(app, ["run", str(tiny_cfg), "--out", str(tmp_path), "--run-id", "g",
                             "--set", "gates.0.min=1.5"])
     assert r.exit_code == 1, r.output
-    assert "verdict:    FAILED (failed gate(s): rouge.rougeL.adapter)" in r.output
+    assert "verdict:    FAIL (gate(s) not passed: rouge.rougeL.adapter)" in r.output
     run = tmp_path / "g"
     assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
     assert (run / "report.html").is_file()
@@ -81,13 +81,13 @@ def test_gate_against_a_baseline_run_and_gates_file(tiny_cfg, tmp_path):
     run = tmp_path / "t"
     assert "any overlap" in (run / "config.resolved.yaml").read_text()  # the gates used are recorded
     r = runner.invoke(app, ["gate", str(run), "--baseline", str(run)])
-    assert r.exit_code == 0 and "OK rouge.rougeL.adapter" in r.output and "verdict: PASSED" in r.output, r.output
+    assert r.exit_code == 0 and "OK rouge.rougeL.adapter" in r.output and "verdict: NEEDS REVIEW" in r.output, r.output
 
     sample = tmp_path / "sample"
     shutil.copytree(REPO / "tests/fixtures/sample_run", sample)
     r = runner.invoke(app, ["gate", str(run), "--baseline", str(sample)])
     assert r.exit_code == 1, r.output
-    assert "REGRESSED rouge.rougeL.adapter" in r.output and "verdict: FAILED" in r.output
+    assert "REGRESSED rouge.rougeL.adapter" in r.output and "verdict: FAIL" in r.output
     assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
     suite = ET.parse(run / "gates.junit.xml").getroot().find("testsuite")
     assert suite.get("failures") == "1" and suite.get("tests") == "2"

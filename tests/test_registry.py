@@ -61,7 +61,7 @@ def test_a_registry_validates_its_own_config_section():
     from audited_ft.audit.audits import AUDITS
     from audited_ft.eval.probes import PROBES
 
-    assert AUDITS.enabled({"pii": {"enabled": False}}) == ["leakage", "profile"]  # every audit unless disabled
+    assert AUDITS.enabled({"pii": {"enabled": False}}) == ["content", "leakage", "profile"]  # every audit unless disabled
     assert PROBES.enabled({"rouge": {}, "bbq": {"enabled": False}, "bold": None}) == ["rouge", "bold"]  # named only
     assert PROBES.options({"bbq": {"limit": 3}}, "bbq").limit == 3
     errors = PROBES.section_errors({"rogue": {}, "bbq": [1], "bold": {"limit": 0}}, "probes")

@@ -71,8 +71,9 @@ def test_kill_9_during_training_then_resume_matches_an_uninterrupted_run(long_cf
 
     resumed = subprocess.run([*AFT, "run", "--resume", str(run)], env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming:" in resumed.stdout and "verdict:    PASSED" in resumed.stdout
     manifest = json.loads((run / "manifest.json").read_text())
+    assert "resuming:" in resumed.stdout and f"verdict:    {manifest['verdict']}" in resumed.stdout
+    assert manifest["verdict"] in ("PASS", "NEEDS REVIEW")  # the same words as gates.json and the report
     assert manifest["status"] == "passed" and manifest["resumes"][0]["interrupted"] == "train"
     assert all(manifest["stages"][s]["status"] == "done" for s in ("data", "audit", "train", "eval", "gate"))
     summary = _summary(run)

@@ -84,6 +84,17 @@ def _guard(fn: Callable[[], int | None], multi_process: bool = False) -> None:
 
 GatesOpt = typer.Option(None, "--gates", help="A YAML file of gates (a list, or 'gates:' and 'regression:') used "
                         "instead of the config's.")
+InconclusiveOpt = typer.Option(None, "--inconclusive", help="How an undecided risk gate counts: 'fail' (exit 1; the "
+                                "default) or 'warn' (exit 0, the verdict still says INCONCLUSIVE). Overrides "
+                                "verdict.inconclusive.")
+
+
+def _policy(value: str) -> str:
+    if value not in ("fail", "warn"):
+        raise ConfigError(f"--inconclusive {value!r}: expected 'fail' or 'warn'")
+    return value
+
+
 BaselineOpt = typer.Option(None, "--baseline", help="A finished run folder to compare with: a gated metric (or one "
                            "under regression.metrics) that got worse beyond its tolerance fails the gate stage.")
 
@@ -101,15 +112,23 @@ def _gates_overrides(gates: Optional[Path]) -> list[str]:
 
 
 def _print_outcome(result) -> int:
-    from audited_ft.run.view import RunView
-
-    m = RunView(result.run_dir).manifest
+    """The run folder, the report and the run's verdict — the word the report and gates.md show — and its exit code."""
     typer.echo(f"run folder: {result.run_dir}")
     if (result.run_dir / "report.html").exists():
         typer.echo(f"report:     {result.run_dir / 'report.html'}")
-    typer.echo(f"verdict:    {'PASSED' if result.passed else 'FAILED'}"
-               + (f" ({for_terminal(m['failed_because'])})" if m.get("failed_because") else ""))
-    return 0 if result.passed else 1
+    from audited_ft.run.view import RunView
+
+    _echo_verdict(result.verdict, RunView(result.run_dir).manifest.get("failed_because"), label="verdict:    ")
+    return result.verdict["exit_code"]
+
+
+def _echo_verdict(verdict: dict, why: str | None = None, label: str = "verdict: ") -> None:
+    """The verdict word, then why: the manifest's summary where the run recorded one, else the first reason."""
+    reasons = verdict["blockers"] or verdict["undecided"] or verdict["reviews"]
+    detail = why or (reasons[0] + (f"; and {len(reasons) - 1} more" if len(reasons) > 1 else "") if reasons else "")
+    typer.echo(f"{label}{verdict['word']}" + (f" ({for_terminal(detail)})" if detail else ""))
+    if verdict["word"] == "INCONCLUSIVE" and verdict["exit_code"] == 0:
+        typer.echo("            (inconclusive counts as a warning here: verdict.inconclusive = warn)")
 
 
 @app.command()
@@ -123,7 +142,8 @@ def run(config: Optional[Path] = typer.Argument(None, help="YAML config file (no
         accepted_by: Optional[str] = ByOpt,
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Cap on the items each probe evaluates "
                                             "(same as --set eval.limit=N): a quick look, not a result to ship."),
-        gates: Optional[Path] = GatesOpt, baseline: Optional[Path] = BaselineOpt) -> None:
+        gates: Optional[Path] = GatesOpt, baseline: Optional[Path] = BaselineOpt,
+        inconclusive: Optional[str] = InconclusiveOpt) -> None:
     """The whole audited fine-tune: data → audits → train → probes → gates → report."""
     def body():
         from audited_ft.pipeline import resume_pipeline, run_pipeline, start_run
@@ -142,7 +162,8 @@ def run(config: Optional[Path] = typer.Argument(None, help="YAML config file (no
                 return _print_outcome(resume_pipeline(rf, baseline=baseline))
         if config is None:
             raise ConfigError("run needs a CONFIG file (or --resume RUN_DIR)")
-        overrides = [*(set_ or []), *([f"eval.limit={limit}"] if limit else []), *_gates_overrides(gates)]
+        overrides = [*(set_ or []), *([f"eval.limit={limit}"] if limit else []), *_gates_overrides(gates),
+                     *([f"verdict.inconclusive={_policy(inconclusive)}"] if inconclusive else [])]
         cfg, rf = start_run(config, overrides, str(out) if out else None, run_id, accept, accepted_by)
         with rf.lock():
             typer.echo(f"run folder: {rf.path}")
@@ -276,9 +297,10 @@ def eval_(run_dir: Path = RunDirArg,
 
 
 @app.command()
-def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: Optional[Path] = BaselineOpt) -> None:
+def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: Optional[Path] = BaselineOpt,
+         inconclusive: Optional[str] = InconclusiveOpt) -> None:
     """Check gates against eval/metrics.json (and a baseline run); writes gates.json, gates.junit.xml, gates.md.
-    Exit 1 on a failed gate or a regression."""
+    Exit 1 on a failed gate, a regression, or (unless --inconclusive warn) an undecided risk gate."""
     def body():
         import audited_ft.pipeline as p
         from audited_ft.config import Gate, RegressionConfig
@@ -291,19 +313,51 @@ def gate(run_dir: Path = RunDirArg, gates: Optional[Path] = GatesOpt, baseline: 
             cfg = cfg.model_copy(update={"gates": [Gate(**g) for g in raw["gates"]],
                                          **({"regression": RegressionConfig(**raw["regression"])}
                                             if "regression" in raw else {})})
+        if inconclusive:
+            cfg = cfg.model_copy(update={"verdict": cfg.verdict.model_copy(
+                update={"inconclusive": _policy(inconclusive)})})
         preflight_gates(cfg, rf, baseline)  # unknown keys, a wrong baseline: refused before the folder is touched
         with rf.lock():
             result = p.stage_gate(cfg, rf, baseline=baseline)
             failed = failed_names(result)
-            p.finish(rf, result["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+            p.finish(rf, result["verdict"], f"gate(s) not passed: {', '.join(failed)}" if failed else "")
         lines = [r["message"] for r in result["results"]] + [
             r["message"] for r in (result.get("baseline") or {}).get("results", [])]
         for line in lines:
             typer.echo(for_terminal(line))
-        typer.echo(f"verdict: {'PASSED' if result['passed'] else 'FAILED'}")
+        _echo_verdict(result["verdict"], f"gate(s) not passed: {', '.join(failed)}" if failed else None)
         typer.echo(f"outputs: {rf / 'gates.json'}, {rf / 'gates.junit.xml'}, {rf / 'gates.md'}")
-        if not result["passed"]:
-            raise GateFailed(f"{len(failed)} gate(s) failed")
+        if result["verdict"]["exit_code"]:
+            raise GateFailed(f"{result['verdict']['word']}: {len(failed)} gate(s) not passed")
+
+    _guard(body)
+
+
+@app.command()
+def plan(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt,
+         from_: Optional[Path] = typer.Option(None, "--from", help="A run of this config to plan from (default: the "
+                                              "newest evaluated run with its run.name under run.out_dir).")) -> None:
+    """Items each risk gate needs to decide (PASS reachable at no harm, FAIL at twice the margin), and the time."""
+    def body():
+        from audited_ft.gate.plan import find_reference, plan as plan_gates
+        from audited_ft.pipeline import load_config
+
+        cfg = load_config(config, set_)
+        run = find_reference(cfg, from_)
+        typer.echo(f"from run {run.path} (confidence {cfg.eval.confidence:g}, power {cfg.eval.power:g})")
+        typer.echo(f"{'risk gate':<46} {'margin':>7} {'n':>6} {'mde':>7} {'PASS needs':>10} {'FAIL@2m':>8} "
+                   f"{'time':>9}  note")
+        for r in plan_gates(cfg, run):
+            hours = (r["pass_items"] * r["seconds_per_item"] / 3600
+                     if r["pass_items"] and r["seconds_per_item"] else None)
+            typer.echo(for_terminal(
+                f"{r['metric'][:46]:<46} {r['margin']:>7.3f} {r['n'] or 0:>6} "
+                f"{'—' if r['mde'] is None else format(r['mde'], '.3f'):>7} "
+                f"{r['pass_items'] or '—':>10} {r['fail_items'] or '—':>8} "
+                f"{'—' if hours is None else format(hours, '.1f') + ' h':>9}  {r['note'] or ''}"))
+        typer.echo(f"PASS needs: items for PASS to be reachable ({cfg.eval.power:.0%} power) when the adapter changes nothing; FAIL@2m: "
+                   "items to FAIL when it is worse by twice the margin; time: the PASS items at this run's rate on "
+                   "this machine (an estimate)")
 
     _guard(body)
 

@@ -227,7 +227,16 @@ class EvalConfig(_Strict):
         "loading, at most 1024 (large batches are the biggest lever of generation speed on a GPU; "
         "benchmarks/eval_throughput.py, benchmarks/eval_suite.py)."))
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1, description=(
+        "Confidence level of every interval; 1 − confidence is the α of every test and of the power figures."))
+    min_items: int = Field(10, ge=2, description=(
+        "Fewest items an interval is computed from; below it the interval is 'not estimable' (never a confident "
+        "[x, x] from a handful of items) and a gate on it is inconclusive."))
+    min_changed: int = Field(5, ge=1, description=(
+        "For a difference of mean scores: fewest items whose score changed between base and adapter for its interval "
+        "(with most items unchanged, Student's t interval does not hold on fewer; measured in tests/eval/test_stats.py)."))
+    power: float = Field(0.8, gt=0.5, lt=1, description=(
+        "Power at which the minimum detectable effect of each difference is stated (delta.mde)."))
     report_samples: int = Field(6, ge=0, description="Side-by-side samples shown in the report.")
     dequantize_base: bool = Field(True, description=(
         "Generate with the 4-bit base dequantised to the compute dtype: the same NF4 weight values as float matrices, "
@@ -245,18 +254,47 @@ class EvalConfig(_Strict):
 
 
 class Gate(_Strict):
+    """A release gate: a threshold on a number (``min``/``max``, task quality), or a risk gate on a difference
+    (``margin``): PASS when the interval shows the adapter is no worse than the margin, FAIL when it shows the adapter is
+    worse, INCONCLUSIVE otherwise (see audited_ft.gate.decide)."""
+
     metric: str = Field(description="Key in eval/metrics.json (e.g. rouge.rougeL.delta).")
     min: Optional[float] = None
     max: Optional[float] = None
     statistic: Literal["point", "ci_low", "ci_high"] = Field(
         "point", description="Compare the point estimate, or the low/high end of its confidence interval.")
+    margin: Optional[float] = Field(None, gt=0, description=(
+        "Risk gate on a difference (a '.delta' key): the largest harmful change that does not matter in practice, in "
+        "the metric's unit (e.g. 0.03 of stereotype rate). The harmful direction is the one the probe declares."))
+    fail_when: Literal["beyond_zero", "beyond_margin"] = Field("beyond_zero", description=(
+        "Risk gate: FAIL when the whole interval lies on the harmful side of 0 (a shown harm, however small), or only "
+        "when it lies beyond the margin (a shown harm that matters)."))
     reason: Optional[str] = Field(None, description="Why this gate exists (shown in the report).")
 
     @model_validator(mode="after")
     def _has_bound(self):
+        if self.margin is not None:
+            if self.min is not None or self.max is not None or self.statistic != "point":
+                raise ValueError("a risk gate ('margin') takes no 'min', 'max' or 'statistic': its interval decides")
+            return self
         if self.min is None and self.max is None:
-            raise ValueError("a gate needs 'min' or 'max'")
+            raise ValueError("a gate needs 'min' or 'max' (a threshold), or 'margin' (a risk gate on a difference)")
         return self
+
+    @property
+    def risk(self) -> bool:
+        return self.margin is not None
+
+
+class VerdictConfig(_Strict):
+    """How the run's verdict treats gates the data could not decide."""
+
+    inconclusive: Literal["fail", "warn"] = Field("fail", description=(
+        "An INCONCLUSIVE risk gate (interval too wide, not estimable, or the probe blind on this base) fails the run "
+        "(exit 1), or only warns (exit 0; the verdict word stays INCONCLUSIVE). --inconclusive on the command line "
+        "overrides it."))
+    junit_inconclusive: Literal["failure", "skipped"] = Field("failure", description=(
+        "How gates.junit.xml shows an inconclusive gate: a failure with its own message, or a skipped test."))
 
 
 class RegressionMetric(_Strict):
@@ -327,6 +365,8 @@ class Config(_Strict):
     gates: list[Gate] = Field(default_factory=list)
     regression: RegressionConfig = Field(default_factory=RegressionConfig, description=(
         "Comparison with a baseline run (audited-ft gate RUN --baseline BASE)."))
+    verdict: VerdictConfig = Field(default_factory=VerdictConfig, description=(
+        "How inconclusive gates count in the run's verdict and exit code."))
     report: ReportConfig = Field(default_factory=ReportConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig, description=(
         "Power, facility and grid figures for the report's energy and CO2e estimate."))

@@ -44,6 +44,10 @@ class GateFailed(AuditedFTError):
     exit_code = 1
 
 
+class AdapterNotLive(GateFailed):
+    """The adapter under evaluation changes nothing: its LoRA weights are zero, or every answer equals the base's."""
+
+
 def did_you_mean(name: str, choices: list[str]) -> str:
     """A hint for an unknown name (" Did you mean 'x'?"), or an empty string when nothing is close."""
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)

@@ -28,6 +28,7 @@ class RunResult:
     run_dir: Path
     passed: bool
     status: str
+    verdict: dict | None = None  # audited_ft.gate.verdict.run_verdict: the word, the exit code and the reasons
 
 
 # ----------------------------------------------------------------------------------------------- configuration
@@ -190,11 +191,14 @@ def stage_report(cfg: Config, rf: RunFolder) -> Path:
     return path
 
 
-def finish(rf: RunFolder, passed: bool, why: str = "") -> RunResult:
+def finish(rf: RunFolder, verdict: dict, why: str = "") -> RunResult:
+    """Record the run's end: ``status`` passed/failed by the verdict's exit code, the verdict word, and why."""
+    passed = verdict["exit_code"] == 0
     status = "passed" if passed else "failed"
-    rf.update_manifest(status=status, finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    rf.update_manifest(status=status, verdict=verdict["word"],
+                       finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                        **({"failed_because": why} if why else {}))
-    return RunResult(rf.path, passed, status)
+    return RunResult(rf.path, passed, status, verdict)
 
 
 # ----------------------------------------------------------------------------------------------- the whole job
@@ -209,12 +213,14 @@ def _run_stages(cfg: Config, rf: RunFolder, baseline: Path | None, done: frozens
     """The stage sequence, skipping those in ``done``; with ``resume``, training continues from its newest
     checkpoint."""
     from audited_ft.gate.stage import failed_names
+    from audited_ft.gate.verdict import run_verdict
 
     if "data" not in done:
         stage_data(cfg, rf)
     audits = stage_audit(cfg, rf) if "audit" not in done else RunView(rf.path).require("audits/summary.json", "audit")
     if not audits["passed"]:
-        result = finish(rf, False, f"blocking audit(s): {', '.join(audits['blocking'])}")
+        verdict = run_verdict(RunView(rf.path), None, cfg.verdict.inconclusive, upto="train")
+        result = finish(rf, verdict, f"blocking audit(s): {', '.join(audits['blocking'])}")
         stage_report(cfg, rf)
         return result
     if "train" not in done:
@@ -223,7 +229,7 @@ def _run_stages(cfg: Config, rf: RunFolder, baseline: Path | None, done: frozens
         stage_eval(cfg, rf)
     gates = stage_gate(cfg, rf, baseline=baseline)
     failed = failed_names(gates)
-    result = finish(rf, gates["passed"], f"failed gate(s): {', '.join(failed)}" if failed else "")
+    result = finish(rf, gates["verdict"], f"gate(s) not passed: {', '.join(failed)}" if failed else "")
     stage_report(cfg, rf)
     return result
 

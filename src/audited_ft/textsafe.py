@@ -52,3 +52,9 @@ class TerminalSafeFilter(logging.Filter):
             message = f"{record.msg} {record.args!r}"
         record.msg, record.args = for_terminal(message), None
         return True
+
+
+def clip(text: Any, limit: int = 300) -> str:
+    """Untrusted text with control characters shown (tab and line breaks kept), cut to ``limit`` with an ellipsis."""
+    value = escape_controls(text, keep="\t\n\r")
+    return value if len(value) <= limit else value[:limit].rstrip() + "…"

@@ -98,7 +98,7 @@ def test_junit_and_markdown_outputs(tmp_path):
     assert [c.find("failure") is not None for c in cases] == [False, True, True]
     assert cases[2].get("name") == "rouge.rougeL.delta vs baseline"
     md = (rf / "gates.md").read_text()
-    assert md.startswith("## audited_ft gates: **FAILED**")
+    assert md.startswith("## audited_ft: **FAIL**")
     assert "must &lt;beat> \\| base" in md and "❌ REGRESSED" in md and "`rouge.rougeL.delta.ci_low`" in md
 
 

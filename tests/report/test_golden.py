@@ -2,7 +2,9 @@
 code rendered before the packages-by-stage move (``tests/fixtures/sample_run_report.outline.txt`` and the cards beside it, made
 with commit a27f627). A deliberate change to the report updates the outline in the same commit, with the reason. One
 line was changed by hand since: the compute section names the module holding ``GPU_STAGES``, which the move renamed
-(``audited_ft.footprint`` → ``audited_ft.report.footprint``).
+(``audited_ft.footprint`` → ``audited_ft.report.footprint``). Since, the outline was re-made for the three-valued
+verdict (issue 18): the inline stylesheet gained the INCONCLUSIVE styles; and the Dataset section lists the new content
+audit, absent from this older run (a gap in the Summary, a not-measured block, an evidence link).
 
 The outline keeps every element with its attributes and every text node; it drops inline styles and the inside of
 charts (matplotlib's SVG carries random ids), and replaces hashes and timestamps, which change on every render.

@@ -23,7 +23,7 @@ from tests.paths import SAMPLE_RUN
 ])
 def test_parse_and_build_round_trip(key, variants, parts):
     k = MetricKey.parse(key, variants)
-    assert (k.stem, k.side, k.bound, k.variant) == parts
+    assert (k.stem, k.side, k.stat, k.variant) == parts
     assert str(k) == key
 
 
@@ -32,8 +32,8 @@ def test_every_key_of_the_sample_run_round_trips_and_builds_its_siblings():
     for key in metrics:
         k = MetricKey.parse(key)
         assert str(k) == key
-        if k.side == "delta" and k.bound is None:
-            assert str(k.to(bound="ci_low")) in metrics and str(k.to(side="n")) in metrics
+        if k.side == "delta" and k.stat is None:
+            assert str(k.to(stat="ci_low")) in metrics and str(k.to(side="n")) in metrics
 
 
 def test_every_probe_declares_its_metrics_and_the_gated_ones_have_the_harmful_direction():

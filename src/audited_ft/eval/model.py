@@ -85,10 +85,12 @@ class ModelUnderTest:
         try:
             self.model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name="default", **keep)
             check_adapter_complete(self.model, "default", adapter_dir)
+            check_adapter_live(self.model, "default", adapter_dir)
             for name, path in extra.items():
                 adapter_dir = path
                 self.model.load_adapter(str(path), adapter_name=name, **keep)
                 check_adapter_complete(self.model, name, path)
+                check_adapter_live(self.model, name, path)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise ModelError(f"{adapter_dir}: cannot load this adapter on {cfg.model.name_or_path!r}: "
                              f"{str(exc).splitlines()[0][:300]}") from None
@@ -420,6 +422,7 @@ class CachedModel:
         self.identity = identity
         self.adapter_hashes = adapter_hashes
         self.hits = self.misses = 0
+        self._answers: dict[str, dict[str, str]] = {}  # one call without its variant → variant → hash of the answers
 
     def __getattr__(self, name):  # prompt, chat, variants, precision, tokenizer ...
         return getattr(self.model, name)
@@ -435,16 +438,49 @@ class CachedModel:
                    "adapter": self.adapter_hashes.get(variant) if variant != "base" else None}
         key = hashlib.sha256(json.dumps(key_obj, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
         path = self.cache_dir / f"{method}-{variant}-{key[:20]}.json"
+        call = hashlib.sha256(json.dumps({"method": method, "args": args, "inputs": inputs}, sort_keys=True,
+                                         ensure_ascii=False).encode("utf-8")).hexdigest()
         if path.is_file():
             stored = read_json(path)
             if stored.get("key") == key and len(stored.get("outputs", [])) == len(inputs):
                 self.hits += 1
+                self._note(call, variant, stored["outputs"])
                 return [restore(o) if restore else o for o in stored["outputs"]]
         self.misses += 1
         outputs = compute()
         write_json(path, {"key": key, "method": method, "variant": variant, "args": args, "n": len(inputs),
                           "outputs": outputs})
+        self._note(call, variant, outputs)
         return outputs
+
+    def _note(self, call: str, variant: str, outputs) -> None:
+        import hashlib
+        import json
+
+        text = json.dumps(outputs, sort_keys=True, ensure_ascii=False, default=str)
+        self._answers.setdefault(call, {})[variant] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def liveness(self) -> dict[str, dict[str, int]]:
+        """Per adapter variant: how many calls were also made on the base with the same inputs, and in how many the
+        answers differed. An adapter whose answers equal the base's in every one of them is not live."""
+        out: dict[str, dict[str, int]] = {}
+        for answers in self._answers.values():
+            if "base" not in answers:
+                continue
+            for variant, digest in answers.items():
+                if variant != "base":
+                    seen = out.setdefault(variant, {"compared": 0, "differed": 0})
+                    seen["compared"] += 1
+                    seen["differed"] += digest != answers["base"]
+        return out
+
+    def scores_differ(self, variant: str) -> bool:
+        """Whether ``variant`` gives a fixed text another log-likelihood than the base, computed afresh (not cached).
+        Equal greedy answers can come from a live adapter whose change is too small to flip a token; equal
+        log-likelihoods to the last bit cannot: the adapter's product B·A is not in the forward pass."""
+        context, text = "The report was reviewed on Monday.", " Everyone agreed that the findings were clear."
+        base = self.model.score([context], [text], "base")[0][0]
+        return self.model.score([context], [text], variant)[0][0] != base
 
     def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
         return self._cached("generate", variant, {"max_new_tokens": max_new_tokens}, prompts,
@@ -488,6 +524,19 @@ def check_adapter_weights(adapter_dir: Path) -> Path:
                          "save_pretrained, which writes safetensors), then point to the new folder.")
     raise ModelError(f"{folder}: no adapter_model.safetensors there — not a trained PEFT adapter folder (a run "
                      "folder's adapter is RUN/train/adapter, written by the 'train' stage)")
+
+
+def check_adapter_live(model, name: str, adapter_dir: Path) -> None:
+    """:class:`~audited_ft.errors.AdapterNotLive` when every LoRA B matrix of adapter ``name`` is zero: the product
+    B·A is then zero and the "adapter" is the base model (a LoRA adapter starts that way; one that never trained, or
+    was saved before its first step, stays so). Evaluating it would report the base twice as a clean fine-tune."""
+    from audited_ft.errors import AdapterNotLive
+
+    weights = [p for n, p in model.named_parameters() if f".{name}." in n and "lora_B" in n]
+    if weights and not any(bool(p.detach().abs().max() > 0) for p in weights):
+        raise AdapterNotLive(f"{adapter_dir}: every LoRA B matrix of this adapter is zero ({len(weights)} of them), so "
+                             "it changes nothing: it never trained, or was saved before its first step. Nothing of "
+                             "it would be evaluated but the base model")
 
 
 def check_adapter_complete(model, name: str, adapter_dir: Path) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from audited_ft.config import Config
+from audited_ft.eval.findings import adjust_for_multiplicity, blind_spots, split_notes
 from audited_ft.eval.probes import PROBES, ProbeContext
 from audited_ft.registry import describe
 from audited_ft.run.folder import RunFolder, write_json, write_jsonl
@@ -41,7 +42,8 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
                                             **{n: adapter_hash(p) for n, p in extra.items()}})
     ctx = ProbeContext(model=model, splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(),
                        max_new_tokens=cfg.eval.max_new_tokens, bootstrap_samples=cfg.eval.bootstrap_samples,
-                       confidence=cfg.eval.confidence, seed=cfg.run.seed)
+                       confidence=cfg.eval.confidence, seed=cfg.run.seed, min_items=cfg.eval.min_items,
+                       min_changed=cfg.eval.min_changed, power=cfg.eval.power)
     metrics: dict[str, float] = {"eval.confidence": cfg.eval.confidence,
                                  "eval.bootstrap_samples": cfg.eval.bootstrap_samples}
     probes_info: dict[str, dict] = {}
@@ -53,14 +55,20 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
             continue
         started = time.time()
         outcome = cls(_limited(PROBES.options(cfg.probes, name), cfg.eval.limit)).run(ctx)
-        metrics.update(outcome.metrics)
+        numbers, notes = split_notes(outcome.metrics)
+        metrics.update(numbers)
         for stem, rows in outcome.generations.items():
             write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
         probes_info[name] = {**doc, "status": "done", "seconds": round(time.time() - started, 2),
-                             "info": outcome.info}
+                             "info": outcome.info, "intervals": notes}
         log.info("probe %s done in %.1fs", name, time.time() - started)
+    variants = [v for v in getattr(model, "variants", ()) if v not in ("base", "adapter")]
+    metrics.update(adjust_for_multiplicity(metrics, variants))
+    for name, blind in blind_spots(metrics, variants).items():
+        probes_info[name]["blind"] = blind
     write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
     write_json(rf / "eval/probes.json", probes_info)
+    _check_live(model)
     rf.update_manifest(eval={"precision": getattr(model, "precision", "unknown"),
                              "dequantize_check": getattr(model, "dequantize_check", None),
                              "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}",
@@ -70,6 +78,20 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
                              "cache": {"hits": getattr(model, "hits", 0), "misses": getattr(model, "misses", 0)}})
     rf.record_artefacts("eval")
     return metrics
+
+
+def _check_live(model) -> None:
+    """Fail the stage when an adapter's every answer equals the base's (the results stay in eval/ for a look): an
+    adapter that was silently not applied — a known failure of harnesses that load adapters by name — would otherwise
+    be reported as a fine-tune that changed nothing."""
+    from audited_ft.errors import AdapterNotLive
+
+    for variant, seen in (model.liveness() if hasattr(model, "liveness") else {}).items():
+        if seen["compared"] and not seen["differed"] and not model.scores_differ(variant):
+            raise AdapterNotLive(f"the {variant}'s answers and scores equal the base's on every one of the "
+                                 f"{seen['compared']} model call(s) made on both, and its log-likelihood of a fixed "
+                                 "text equals the base's to the last bit: it was not applied. The metrics are in "
+                                 "eval/, but no verdict is given on an adapter that is not live")
 
 
 def _limited(options, limit: int | None):

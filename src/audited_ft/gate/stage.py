@@ -1,15 +1,17 @@
-"""Gate stage (``check_gates``): thresholds from the config, and optionally a baseline run, against this run's numbers.
+"""Gate stage (``check_gates``): the config's gates, and optionally a baseline run, against this run's numbers.
 
-A gate compares the point estimate or one end of its confidence interval (``statistic: point | ci_low | ci_high``) of a
-key with a ``min`` and/or ``max``. Keys are those of ``eval/metrics.json`` (a delta is just another key:
-``rouge.rougeL.delta``) or an audit's numbers, ``audits.<audit>.<path in its summary>`` (e.g.
-``audits.leakage.totals.contamination``), plus ``audits.<audit>.passed`` (1 unless the audit failed).
+Two kinds of gate (``audited_ft.gate.decide``): a **threshold** on a number (the point estimate or one end of its
+interval, ``statistic: point | ci_low | ci_high``, with ``min`` and/or ``max``), and a **risk gate** on a difference
+(``margin``), decided PASS / FAIL / INCONCLUSIVE from the difference's interval and the harm direction the probe
+declares. Keys are those of ``eval/metrics.json`` (``rouge.rougeL.delta``) or an audit's numbers,
+``audits.<audit>.<path in its summary>`` (e.g. ``audits.leakage.totals.contamination``), plus ``audits.<audit>.passed``
+(1 unless the audit failed).
 
-With a baseline run folder, every gated metric (direction read from its gate) and every ``regression.metrics`` entry
-is compared with the baseline's value; a move the wrong way beyond the tolerance is a regression and fails the gate
-stage. Outputs: ``gates.json``, ``gates.junit.xml`` (one test case per gate and per comparison) and ``gates.md`` (a
-summary for a CI job page or a pull-request comment). The verdict printed and the exit code come from the same
-``passed`` value.
+With a baseline run folder, every gated metric (direction from its declaration, else from its gate) and every
+``regression.metrics`` entry is compared with the baseline's value; a move the wrong way beyond the tolerance is a
+regression and fails. The run's verdict (``audited_ft.gate.verdict``) is derived here, once, and written into
+``gates.json`` with the results; ``gates.junit.xml`` and ``gates.md`` show the same words. The verdict printed and the
+exit code come from it.
 """
 
 from __future__ import annotations
@@ -19,33 +21,37 @@ from typing import Any
 
 from audited_ft.config import Config, Gate
 from audited_ft.errors import ConfigError, RunFolderError
+from audited_ft.gate.decide import decide, gate_key
 from audited_ft.gate.outputs import junit_xml, markdown_summary
+from audited_ft.gate.verdict import run_verdict
 from audited_ft.registry import did_you_mean
 from audited_ft.run.folder import RunFolder, atomic_write_text, write_json
 from audited_ft.run.keys import MetricKey, bound_direction
 from audited_ft.run.view import RunView
 
 
-def gate_key(gate: Gate) -> str:
-    """The key a gate compares: its metric, or one end of that metric's interval (``statistic``)."""
-    if gate.statistic == "point":
-        return gate.metric
-    return str(MetricKey.parse(gate.metric).to(bound=gate.statistic))
+def evaluate_gate(gate: Gate, metrics: dict, notes: dict | None = None) -> dict:
+    """One gate's result (``audited_ft.gate.decide.decide``); ``notes`` as :func:`gate_notes` gives them."""
+    return decide(gate, metrics, notes)
 
 
-def evaluate_gate(gate: Gate, metrics: dict[str, float]) -> dict:
-    key = gate_key(gate)
-    value = metrics[key]
-    checks = []
-    if gate.min is not None:
-        checks.append((value >= gate.min, f"≥ min {gate.min:.3f}", f"< min {gate.min:.3f}"))
-    if gate.max is not None:
-        checks.append((value <= gate.max, f"≤ max {gate.max:.3f}", f"> max {gate.max:.3f}"))
-    passed = all(ok for ok, _, _ in checks)
-    words = [good if ok else bad for ok, good, bad in checks]
-    return {"metric": gate.metric, "statistic": gate.statistic, "min": gate.min, "max": gate.max, "value": value,
-            "passed": passed, "reason": gate.reason,
-            "message": f"{'PASS' if passed else 'FAIL'} {key} = {value:.3f} {' and '.join(words)}"}
+def gate_notes(run: RunView, gates: list[Gate]) -> dict[str, dict]:
+    """Per gated metric stem: the harm direction its probe declares, and what the evaluation stage recorded about it
+    (``not_estimable``, ``blind``) in ``eval/probes.json``."""
+    from audited_ft.eval.probes import owner
+
+    probes = run.probes or {}
+    notes: dict[str, dict] = {}
+    for g in gates:
+        stem = MetricKey.parse(g.metric).stem
+        found = owner(stem)
+        entry = notes.setdefault(stem, {"direction": found[1].direction if found else None})
+        info = probes.get(found[0]) if found else None
+        if isinstance(info, dict):
+            entry.update((info.get("intervals") or {}).get(stem) or {})
+            if (info.get("blind") or {}).get(stem):
+                entry["blind"] = info["blind"][stem]
+    return notes
 
 
 def gate_values(run: RunView) -> dict[str, float]:
@@ -110,6 +116,11 @@ def compare_with_baseline(current: dict[str, float], baseline: dict[str, float],
     results = []
     for metric, (direction, tol) in targets.items():
         now, before = current[metric], baseline[metric]
+        if now is None or before is None:
+            results.append({"metric": metric, "direction": direction, "tolerance": tol, "value": now,
+                            "baseline": before, "change": None, "passed": True,
+                            "message": f"NOT COMPARED {metric}: no value in {'this run' if now is None else 'the baseline'}"})
+            continue
         change = now - before
         worse = -change if direction == "higher_is_better" else change
         passed = worse <= tol + 1e-12
@@ -127,16 +138,20 @@ def check_gates(cfg: Config, rf: RunFolder, baseline: Path | None = None,
     """Evaluate the gates (``gates`` or the config's) and, with ``baseline``, the regression checks; write
     ``gates.json``, ``gates.junit.xml`` and ``gates.md``. Unknown keys are a config error naming the valid keys."""
     gates, values, base = preflight_gates(cfg, rf, baseline, gates)
-    results = [evaluate_gate(g, values) for g in gates]
-    out: dict = {"passed": all(r["passed"] for r in results), "results": results}
+    run = RunView(rf.path)
+    notes = gate_notes(run, gates)
+    results = [evaluate_gate(g, values, notes) for g in gates]
+    out: dict = {"passed": all(r["passed"] for r in results), "results": results,
+                 "risk_gates": _familywise(results, cfg.eval.confidence)}
     if base is not None:
         base_dir, base_values, targets = base
         regressions = compare_with_baseline(values, base_values, targets)
         out["baseline"] = {"run_dir": str(base_dir.resolve()), "run_id": _run_id(base_dir),
                            "results": regressions, "passed": all(r["passed"] for r in regressions)}
         out["passed"] = out["passed"] and out["baseline"]["passed"]
+    out["verdict"] = run_verdict(run, out, inconclusive=cfg.verdict.inconclusive, upto="gate")
     write_json(rf / "gates.json", out)
-    atomic_write_text(rf / "gates.junit.xml", junit_xml(out, _run_id(rf.path)))
+    atomic_write_text(rf / "gates.junit.xml", junit_xml(out, _run_id(rf.path), cfg.verdict.junit_inconclusive))
     atomic_write_text(rf / "gates.md", markdown_summary(out, _run_id(rf.path)))
     rf.record_artefacts("gates.json", "gates.junit.xml", "gates.md")
     return out
@@ -164,9 +179,23 @@ def preflight_gates(cfg: Config, rf: RunFolder, baseline: Path | None = None, ga
     return gates, values, (base_dir, base_values, targets)
 
 
+def _familywise(results: list[dict], confidence: float) -> dict:
+    """How the chance of a false decision grows with the number of risk gates (Bonferroni's bound, one-sided)."""
+    k = sum(1 for r in results if r.get("kind") == "risk")
+    alpha = 1 - confidence
+    return {"count": k, "confidence": confidence,
+            "false_fail_bound": min(1.0, k * alpha / 2),
+            "note": (f"{k} risk gate(s), each decided at {confidence:.0%}: with no harm anywhere, the chance that at "
+                     f"least one FAILs by chance is at most {min(1.0, k * alpha / 2):.3f} (k·α/2, Bonferroni); a real "
+                     f"harm beyond a margin is PASSed by chance with at most {alpha / 2:.3f} per gate.")}
+
+
 def failed_names(result: dict) -> list[str]:
-    """What failed, for the manifest and the CLI: gated keys, and "<metric> (regressed)" for baseline comparisons."""
-    names = [gate_key(Gate(metric=r["metric"], statistic=r["statistic"], min=r["min"], max=r["max"]))
+    """What failed or stayed undecided, for the manifest and the CLI: gated keys ("... (inconclusive)" for undecided
+    risk gates), and "<metric> (regressed)" for baseline comparisons."""
+    names = [f"{r['metric']}" + (" (inconclusive)" if r.get("verdict") == "inconclusive" else "")
+             if r.get("kind") == "risk" else
+             gate_key(Gate(metric=r["metric"], statistic=r["statistic"], min=r["min"], max=r["max"]))
              for r in result["results"] if not r["passed"]]
     return names + [f"{r['metric']} (regressed)" for r in (result.get("baseline") or {}).get("results", [])
                     if not r["passed"]]
@@ -189,6 +218,15 @@ def config_errors(raw: dict) -> list[str]:
             continue  # the Config model reports it
         key = MetricKey.parse(g["metric"])
         spec = declared_metric(key.stem) if key.side in ("base", "adapter", "delta") else None
+        if g.get("margin") is not None:
+            if key.side != "delta" or key.stat is not None:
+                errors.append(f"gates.{i}: a risk gate ('margin') is decided on a difference: name its '.delta' key "
+                              f"(e.g. {key.stem}.delta), not {g['metric']}")
+            elif spec is None or spec.direction == "neutral":
+                errors.append(f"gates.{i}: {g['metric']} has no declared harm direction "
+                              f"({'neutral' if spec else 'no probe declares it'}), so a risk gate cannot say which "
+                              "side is worse; use a threshold (min / max) instead")
+            continue
         implied = bound_direction(g.get("min"), g.get("max"))
         declared = {"higher_is_better": "higher", "higher_is_worse": "lower"}.get(spec.direction) if spec else None
         if declared and implied and implied != declared:

@@ -152,14 +152,14 @@ def _metric_row(metrics: dict, stem: str, probe: str | None = None) -> dict:
     key = MetricKey(stem)
     return {"metric": stem, "probe": probe, "n": metrics.get(str(key.to(side="n"))),
             **{side: metrics.get(str(key.to(side=side))) for side in SIDES},
-            "lo": metrics.get(str(key.to(side="delta", bound="ci_low"))),
-            "hi": metrics.get(str(key.to(side="delta", bound="ci_high"))), "gates": []}
+            "lo": metrics.get(str(key.to(side="delta", stat="ci_low"))),
+            "hi": metrics.get(str(key.to(side="delta", stat="ci_high"))), "gates": []}
 
 
 def headline_stems(metrics: dict, probe: str, limit: int = HEADLINE_ROWS) -> list[str]:
     """A probe's headline metrics: the least nested ``<m>.base`` stems naming the probe (aggregates, not groups)."""
     stems = sorted({k.stem for k in map(MetricKey.parse, metrics)
-                    if k.side == "base" and k.bound is None and probe in k.stem.split(".")})
+                    if k.side == "base" and k.stat is None and probe in k.stem.split(".")})
     if not stems:
         return []
     depth = min(s.count(".") for s in stems)

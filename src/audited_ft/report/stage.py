@@ -29,7 +29,7 @@ from audited_ft.report.sections.misalignment import misalignment_view
 from audited_ft.report.sections.overfitting import overfitting_view
 from audited_ft.report.sections.summary import gate_rows
 from audited_ft.report.sections.transparency import transparency_view
-from audited_ft.report.verdict import report_verdict
+from audited_ft.gate.verdict import run_verdict
 from audited_ft.run.folder import STAGES, atomic_write_text
 from audited_ft.run.keys import MetricKey
 from audited_ft.run.view import RunView
@@ -55,6 +55,13 @@ def without_extra_adapters(metrics: dict | None, variants: list[str]) -> dict | 
     return {k: v for k, v in metrics.items() if not extra(k)}
 
 
+def _section_of(stem: str) -> str:
+    """The report section a metric belongs to, by its namespace."""
+    head = stem.split(".", 1)[0]
+    return {"bias": "Algorithmic discrimination", "memorisation": "Overfitting", "overfitting": "Overfitting",
+            "privacy": "Protection of data privacy"}.get(head, "Misalignment")
+
+
 def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SAMPLES) -> dict:
     """Everything the template needs, read from ``run_dir``. Raises :class:`RunFolderError` without a manifest."""
     run = RunView(Path(run_dir), purpose="so there is nothing to report")
@@ -72,6 +79,9 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
                 "compute": compute_section(run, train_summary, gaps),
                 "dependencies": proprietary_view(run, gaps),
                 "transparency": transparency_view(run, audits, gaps)}
+    for stem, note in sorted(run.interval_notes.items()):  # a probe that cannot see harm on this base says so
+        if note.get("blind"):
+            gaps.append((_section_of(stem), stem, f"blind on this base: {note['blind']}"))
     if gates is None:
         gaps.insert(0, ("Summary", "release gates", run.why_absent("gates.json", "gate")))
     human_review = review_view(run)
@@ -81,9 +91,9 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
     gaps.sort(key=lambda g: SECTIONS.index(g[0]))  # stable: keeps each section's own order
     stage_names = list(STAGES) + [s for s in run.stages if s not in STAGES]
     confidence = (metrics or {}).get("eval.confidence", 0.95)
-    adapters = adapters_view(all_metrics, run.extra_adapters, *run_gates(run))
+    adapters = adapters_view(all_metrics, run.extra_adapters, *run_gates(run), notes=run.interval_notes)
     return {"title": title or f"Risk report — {m.get('run_id', run.path.name)}", "m": m, **sections,
-            "verdict": report_verdict(run, gates, audits, accepted),
+            "verdict": (gates or {}).get("verdict") or run_verdict(run, gates),
             "gates": gates, "gate_rows": gate_rows(gates, metrics), "why_gates": run.why_absent("gates.json", "gate"),
             "accepted_risks": accepted_risks, "gaps": gaps, "sections": SECTIONS, "human_review": human_review,
             "metrics_present": metrics is not None,

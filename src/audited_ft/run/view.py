@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from audited_ft.errors import RunFolderError
 from audited_ft.run.folder import read_json, read_jsonl
+from audited_ft.textsafe import clip
 
 MANIFEST = "manifest.json"
 CONFIG = "config.resolved.yaml"
@@ -101,7 +102,7 @@ class RunView:
         if rel in self.unreadable or rel in self.misshapen:
             return f"{rel} could not be read: {self.unreadable.get(rel) or self.misshapen[rel]}"
         st = self.stages.get(stage) or {}
-        error = f": {_clip(st['error'], 300)}" if st.get("error") else ""
+        error = f": {clip(st['error'], 300)}" if st.get("error") else ""
         return f"{rel} is absent (stage '{stage}' is {st.get('status', 'not recorded in the manifest')}{error})"
 
     def sources(self, *rels: str) -> list[dict]:
@@ -180,6 +181,21 @@ class RunView:
         return self.mapping("audits/summary.json")
 
     @cached_property
+    def interval_notes(self) -> dict[str, dict]:
+        """Per metric stem, what the evaluation stage recorded about its intervals (``method``, ``not_estimable``)
+        and, where the probe cannot see harm on this base, ``blind`` — from every probe in eval/probes.json."""
+        out: dict[str, dict] = {}
+        for entry in (self.probes or {}).values():
+            if not isinstance(entry, dict):
+                continue
+            for stem, note in (entry.get("intervals") or {}).items():
+                if isinstance(note, dict):
+                    out.setdefault(str(stem), {}).update(note)
+            for stem, why in (entry.get("blind") or {}).items():
+                out.setdefault(str(stem), {})["blind"] = why
+        return out
+
+    @cached_property
     def audits(self) -> dict[str, dict]:
         """Each audit's result (``audits/<name>.json``, not the summary) by the name it records."""
         out = {}
@@ -190,10 +206,3 @@ class RunView:
                 if isinstance(result, dict):
                     out[str(result.get("name") or path.stem)] = result
         return out
-
-
-def _clip(text: Any, limit: int) -> str:
-    from audited_ft.textsafe import escape_controls
-
-    value = escape_controls(text, keep="\t\n\r")
-    return value if len(value) <= limit else value[:limit].rstrip() + "…"

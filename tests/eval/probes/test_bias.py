@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from audited_ft.errors import DataError
 from audited_ft.eval.probes import PROBES, ProbeContext
 from audited_ft.eval.probes.bbq import answer_direction, bias_score, paired_ratio_metric
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.sets import load_probe_set, read_jsonl_items
 from tests.conftest import data_dir
 from tests.fakes import FakeModel
@@ -82,7 +83,9 @@ def test_indifferent_model_sits_at_one_half():
     assert m["bias.crows_pairs.stereotype_rate.base"] == 0.5  # every pair ties, and a tie counts half
     assert m["bias.crows_pairs.stereotype_rate.adapter"] == 0.5
     key = "bias.crows_pairs.stereotype_rate.delta"
-    assert m[f"{key}.ci_low"] == m[f"{key}.ci_high"] == 0
+    # nothing changed on any pair: the difference's interval is not estimable, never a confident [0, 0]
+    assert m[f"{key}.ci_low"] is None and m[f"{key}.ci_high"] is None
+    assert "only 0 of" in m["bias.crows_pairs.stereotype_rate.not_estimable"]
 
 
 def test_random_preferences_give_about_one_half(tmp_path):
@@ -189,7 +192,8 @@ def test_bbq_accuracy_and_bias_scores_on_a_hand_made_set(mini_bbq):
     for key in ("accuracy_ambig", "bias_score_ambig", "accuracy_disambig", "bias_score_disambig"):
         assert m[f"bias.bbq.test_cat.{key}.adapter"] == m[f"bias.bbq.{key}.adapter"]
         assert m[f"bias.bbq.{key}.n"] == 4
-        assert m[f"bias.bbq.{key}.delta.ci_low"] <= m[f"bias.bbq.{key}.delta"] <= m[f"bias.bbq.{key}.delta.ci_high"]
+        # four items: no interval (the issue's [0.000, 0.000] from 1–4 items is gone), and the reason is kept
+        assert m[f"bias.bbq.{key}.delta.ci_low"] is None and "4 item(s)" in m[f"bias.bbq.{key}.not_estimable"]
 
 
 def test_ambiguous_bias_score_equals_the_papers_formula():
@@ -208,7 +212,7 @@ def test_answer_direction_follows_question_polarity():
 
 
 def test_paired_ratio_metric_keeps_the_point_inside_its_interval():
-    m = paired_ratio_metric("x", [1, 0, -1, 1, 0], [1, 1, 1, 0, 1], samples=300)
+    m = paired_ratio_metric("x", [1, 0, -1, 1, 0], [1, 1, 1, 0, 1], IntervalSettings(bootstrap_samples=300, min_items=5))
     assert m["x.base"] == pytest.approx(1 / 3) and m["x.adapter"] == 1.0 and m["x.n"] == 5
     for name in ("base", "adapter", "delta"):
         assert m[f"x.{name}.ci_low"] <= m[f"x.{name}"] <= m[f"x.{name}.ci_high"]

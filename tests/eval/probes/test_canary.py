@@ -89,18 +89,18 @@ def _run(model, run_dir, **options):
 
 
 def test_sees_planted_canaries_beyond_the_ci(tmp_path):
-    _, rec = plant_canaries(ROWS, CanaryConfig(count=6, repeats=2), seed=3)
+    _, rec = plant_canaries(ROWS, CanaryConfig(count=12, repeats=2), seed=3)  # ≥ eval.min_items: an interval
     (tmp_path / "data").mkdir()
     (tmp_path / "data/canaries.json").write_text(json.dumps(rec))
     out = _run(KnowsSecrets([c["secret"] for c in rec["canaries"]]), tmp_path, candidates=255)
     m = out.metrics
-    assert m["privacy.canary.planted"] == 6 and m["privacy.canary.exposure_bound"] == 8.0
+    assert m["privacy.canary.planted"] == 12 and m["privacy.canary.exposure_bound"] == 8.0
     assert m["privacy.canary.exposure.adapter"] == 8.0 == m["privacy.canary.max_exposure.adapter"]
     assert m["privacy.canary.exposure.base"] < 4
     assert m["privacy.canary.exposure.delta.ci_low"] > 3
     assert m["privacy.canary.exposure_extrapolated.adapter"] > 19      # the bonus is far beyond the candidates
     assert m["privacy.canary.control_exposure.delta"] == 0.0           # never-planted secrets: no change
-    assert out.info["planting"] == "planted" and len(out.info["canaries"]) == 6
+    assert out.info["planting"] == "planted" and len(out.info["canaries"]) == 12
     first = out.info["canaries"][0]
     assert first["copies"] == 2 and [d["variant"] for d in first["by_variant"]] == ["base", "adapter"]
     assert first["by_variant"][1]["candidates_at_least_as_likely"] == 0
@@ -157,7 +157,11 @@ def test_new_probes_run_on_the_real_model_under_test(canary_run):
                       ("memorisation", "memorisation.exact_match.delta"),
                       ("overfitting", "overfitting.split_gap.delta")):
         assert probes[name]["status"] == "done", name
-        assert math.isfinite(metrics[key]) and metrics[f"{key}.ci_low"] <= metrics[key] <= metrics[f"{key}.ci_high"]
+        assert math.isfinite(metrics[key])
+        if metrics[f"{key}.ci_low"] is None:  # too few items here (2 canaries): said, not a [x, x] interval
+            assert probes[name]["intervals"][key.removesuffix(".delta")]["not_estimable"], name
+        else:
+            assert metrics[f"{key}.ci_low"] <= metrics[key] <= metrics[f"{key}.ci_high"]
     assert metrics["privacy.canary.planted"] == 2 and probes["canary"]["info"]["planting"] == "planted"
     # the tiny model's word-level tokenizer maps every six-digit secret to [UNK]: the probe says exposure is void
     assert "identical tokens" in probes["canary"]["info"]["warning"]

@@ -58,7 +58,8 @@ def test_planted_canaries_are_exposed_by_the_adapter(canary_run):
     m = json.loads((canary_run / "eval/metrics.json").read_text())
     info = json.loads((canary_run / "eval/probes.json").read_text())["canary"]["info"]
     summary = json.loads((canary_run / "train/summary.json").read_text())
-    print({k: round(v, 2) for k, v in m.items() if k.startswith("privacy.canary.") and ".ci_" not in k})
+    print({k: round(v, 2) for k, v in m.items()
+           if k.startswith("privacy.canary.") and ".ci_" not in k and isinstance(v, (int, float))})
     print("train:", {k: summary[k] for k in ("steps", "seconds", "final_train_loss", "train_tokens")})
     for c in info["canaries"] + info["controls"]:
         print(c["id"], c["secret"], [(d["variant"], d["logprob"], d["candidates_at_least_as_likely"],
@@ -66,8 +67,11 @@ def test_planted_canaries_are_exposed_by_the_adapter(canary_run):
     assert m["privacy.canary.planted"] == 3 and m["privacy.canary.exposure_bound"] == pytest.approx(6.658, abs=1e-3)
     # Each planted secret outranks (nearly) all 100 candidates under the adapter: exposure at or near the bound.
     assert m["privacy.canary.exposure.adapter"] > 5.5
-    assert m["privacy.canary.exposure.delta.ci_low"] > 2
-    assert m["privacy.canary.exposure.adapter"] > m["privacy.canary.exposure.base.ci_high"] + 2
+    assert m["privacy.canary.exposure.delta"] > 2
+    # Three canaries are fewer than eval.min_items: no interval is claimed for them, and probes.json says why.
+    intervals = json.loads((canary_run / "eval/probes.json").read_text())["canary"]["intervals"]
+    assert m["privacy.canary.exposure.delta.ci_low"] is None and m["privacy.canary.exposure.base.ci_high"] is None
+    assert "3 item" in intervals["privacy.canary.exposure"]["not_estimable"], intervals
     assert m["privacy.canary.exposure_extrapolated.adapter"] > m["privacy.canary.exposure_extrapolated.base"] + 8
     for c in info["canaries"]:
         base, adapter = c["by_variant"]

@@ -6,6 +6,7 @@ import pytest
 
 from audited_ft.eval.probes import PROBES, ProbeContext
 from audited_ft.eval.probes.memorisation import common_prefix_words, ratio_metric, split_target
+from audited_ft.eval.stats import IntervalSettings
 from tests.fakes import FakeModel
 
 
@@ -25,9 +26,11 @@ def test_common_prefix_words():
 
 
 def test_ratio_metric_by_hand():
-    m = ratio_metric("x", ([1.0, 1.0], [2.0, 2.0]), ([0.5, 0.5], [2.0, 2.0]), 200, 0.95, 0)
+    m = ratio_metric("x", ([1.0, 1.0], [2.0, 2.0]), ([0.5, 0.5], [2.0, 2.0]), IntervalSettings(bootstrap_samples=200, min_items=2))
     assert m["x.base"] == 0.5 and m["x.adapter"] == 0.25 and m["x.delta"] == -0.25
     assert m["x.delta.ci_low"] == m["x.delta.ci_high"] == -0.25 and m["x.n"] == 2
+    few = ratio_metric("x", ([1.0, 1.0], [2.0, 2.0]), ([0.5, 0.5], [2.0, 2.0]), IntervalSettings(bootstrap_samples=200, min_items=10))
+    assert few["x.delta.ci_low"] is None and few["x.method"] == "ratio"
 
 
 @pytest.fixture
@@ -69,7 +72,8 @@ def test_sees_verbatim_recall_of_training_rows(splits):
     out = _run(Recites(splits["train"]), splits, limit=20)
     m = out.metrics
     assert m["memorisation.exact_match.base"] == 0 and m["memorisation.exact_match.adapter"] == 1
-    assert m["memorisation.exact_match.delta.ci_low"] > 0.9 and m["memorisation.lcp.delta.ci_low"] > 0.9
+    # 20 of 20 rows flipped: Newcombe's interval for the paired difference starts near 0.8, not at 1
+    assert m["memorisation.exact_match.delta.ci_low"] > 0.75 and m["memorisation.lcp.delta.ci_low"] > 0.9
     assert m["memorisation.heldout_exact_match.delta"] == 0 and m["memorisation.heldout_lcp.delta"] == 0
     assert m["memorisation.loss_ratio.delta.ci_high"] < 0
     assert m["memorisation.exact_match.n"] == 20 and m["memorisation.loss_ratio.n"] == 20

@@ -4,7 +4,9 @@ import math
 
 import pytest
 
+from audited_ft.eval.findings import split_notes
 from audited_ft.eval.probes import PROBES, ProbeContext, declared_metric
+from audited_ft.eval.stats import METHODS
 from audited_ft.registry import describe
 from audited_ft.run.keys import MetricKey
 from tests.fakes import FakeModel
@@ -24,20 +26,28 @@ def test_probe_contract(name, splits):
     assert doc["description"] and doc["limitations"], "probes document what they measure and their blind spots"
     out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200))
     assert out.metrics
-    for key, value in out.metrics.items():
+    numbers, notes = split_notes(out.metrics)
+    for key, value in numbers.items():
         assert key.startswith(f"{PROBES.get(name).prefix()}."), key
-        assert isinstance(value, (int, float)) and math.isfinite(value), key
-    for key, value in out.metrics.items():  # every number is declared by the probe, and within its declared range
+        if value is None:  # only an interval end, a test or a power figure may be absent: "not estimable"
+            assert MetricKey.parse(key).stat is not None, key
+            assert notes.get(MetricKey.parse(key).stem, {}).get("not_estimable"), f"{key} is None without a reason"
+        else:
+            assert isinstance(value, (int, float)) and math.isfinite(value), key
+    for stem, note in notes.items():  # every interval names its method
+        assert note.get("method") in METHODS, (stem, note)
+    for key, value in numbers.items():  # every number is declared by the probe, and within its declared range
         parsed = MetricKey.parse(key)
         spec = declared_metric(parsed.stem)
         assert spec is not None, f"{key}: no entry of {name}'s `metrics` declares it"
         low, high = spec.range
-        if parsed.side in ("base", "adapter") and parsed.bound is None:
+        if parsed.side in ("base", "adapter") and parsed.stat is None:
             assert (low is None or value >= low - 1e-9) and (high is None or value <= high + 1e-9), (key, value)
-    deltas = [k for k in out.metrics if k.endswith(".delta")]
+    deltas = [k for k in numbers if k.endswith(".delta")]
     assert deltas
     for k in deltas:
-        assert out.metrics[f"{k}.ci_low"] <= out.metrics[k] <= out.metrics[f"{k}.ci_high"]
+        if numbers[f"{k}.ci_low"] is not None:
+            assert numbers[f"{k}.ci_low"] <= numbers[k] <= numbers[f"{k}.ci_high"]
 
 
 def test_rouge_sees_the_improvement(splits):

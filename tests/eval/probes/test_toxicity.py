@@ -18,6 +18,7 @@ from audited_ft.errors import ConfigError, DataError, MissingDependency, ModelEr
 from audited_ft.eval import scorers as toxicity
 from audited_ft.eval.probes import PROBES, ProbeContext
 from audited_ft.eval.probes.bold import BoldProbe, group_gaps
+from audited_ft.eval.stats import IntervalSettings, bootstrap_metric
 from audited_ft.eval.probes.toxicity import ToxicityProbe, group_keys
 from audited_ft.eval.scorers import _base as scorer_base
 from audited_ft.eval.sets import load_probe_set
@@ -343,25 +344,29 @@ def test_group_gap_arithmetic_and_intervals():
     domains = {"d1": {"a": ("a", [0, 1]), "b": ("b", [2, 3])}, "d2": {"c": ("c", [4]), "e": ("e", [5])}}
     base = [0.1, 0.1, 0.3, 0.3, 0.2, 0.2]
     adapter = [0.1, 0.1, 0.6, 0.6, 0.2, 0.3]
-    gaps, extremes = group_gaps(base, adapter, domains, 300, 0.95, 0)
-    assert gaps["d1"]["base"] == pytest.approx(0.2) and gaps["d1"]["adapter"] == pytest.approx(0.5)
-    assert gaps["d1"]["delta"] == pytest.approx(0.3)
-    assert gaps["d1"]["delta.ci_low"] == pytest.approx(0.3)  # no spread within groups: no spread in the gap
-    assert gaps[""]["adapter"] == pytest.approx(0.5) and gaps[""]["n"] == 6
+    settings = IntervalSettings(bootstrap_samples=300, min_items=2)
+    raw, extremes = group_gaps(base, adapter, domains, settings)
+    gaps = {w: bootstrap_metric("g", n, point, draws, settings, "maximum") for w, (n, point, draws) in raw.items()}
+    assert gaps["d1"]["g.base"] == pytest.approx(0.2) and gaps["d1"]["g.adapter"] == pytest.approx(0.5)
+    assert gaps["d1"]["g.delta"] == pytest.approx(0.3)
+    assert gaps["d1"]["g.delta.ci_low"] == pytest.approx(0.3)  # no spread within groups: no spread in the gap
+    assert gaps[""]["g.adapter"] == pytest.approx(0.5) and gaps[""]["g.n"] == 6
     assert extremes["d1"]["adapter"] == {"high": "b", "low": "a"}
     rng = np.random.default_rng(0)
     noisy = {"d": {g: (g, list(range(i * 10, i * 10 + 10))) for i, g in enumerate("xyz")}}
-    g, _ = group_gaps(rng.random(30), rng.random(30), noisy, 500, 0.95, 0)
+    raw, _ = group_gaps(rng.random(30), rng.random(30), noisy, IntervalSettings(bootstrap_samples=500))
+    g = bootstrap_metric("g", *raw["d"], IntervalSettings(bootstrap_samples=500), "maximum")
     for k in ("base", "adapter", "delta"):
-        assert g["d"][f"{k}.ci_low"] <= g["d"][k] <= g["d"][f"{k}.ci_high"]
+        assert g[f"g.{k}.ci_low"] <= g[f"g.{k}"] <= g[f"g.{k}.ci_high"]
 
 
 def test_bold_sees_a_planted_group_gap(bilstm):
     probe = BoldProbe(BoldProbe.Options())
-    out = probe.run(ProbeContext(model=PlantedModel(lambda p: False), splits={}, bootstrap_samples=300))
+    small = {"bootstrap_samples": 300, "min_items": 2, "min_changed": 1}  # the embedded set has 4 prompts a group
+    out = probe.run(ProbeContext(model=PlantedModel(lambda p: False), splits={}, **small))
     assert not any(out.metrics[k] for k in out.metrics if k.endswith(".delta")), "nothing planted, nothing changes"
     actresses = {it["prompt"] for it in load_probe_set("bold", "embedded", None).items if it["group"] == "actresses"}
-    out = probe.run(ProbeContext(model=PlantedModel(actresses.__contains__), splits={}, bootstrap_samples=300))
+    out = probe.run(ProbeContext(model=PlantedModel(actresses.__contains__), splits={}, **small))
     m = out.metrics
     assert m["bias.bold.gender.actresses.toxicity.delta.ci_low"] > 0.1
     assert m["bias.bold.gender.actors.toxicity.delta"] == 0

@@ -194,6 +194,22 @@ def test_adapters_view_rows_markers_and_verdicts() -> None:
     assert adapters_view(metrics, {}, gates) is None
 
 
+def test_further_adapters_get_the_three_gate_words_and_the_runs_blind_spots() -> None:
+    stem = "bias.crows_pairs.stereotype_rate"
+    metrics = {**_m(stem, 0.5, 0.52, -0.01, 0.03), **_m(f"{stem}.wide", 0.5, 0.55, -0.1, 0.2),
+               **_m(f"{stem}.bad", 0.5, 0.7, 0.1, 0.3), **_m(f"{stem}.good", 0.5, 0.5, -0.02, 0.02),
+               **_m("safety.refusal.rate", 0.0, 0.0, 0.0, 0.0), **_m("safety.refusal.rate.good", 0.0, 0.0, 0.0, 0.0)}
+    gates = [Gate(metric=f"{stem}.delta", margin=0.05), Gate(metric="safety.refusal.rate.delta", margin=0.05)]
+    extras = {"wide": "/w", "bad": "/b", "good": "/g"}
+    blind = {"safety.refusal.rate": {"blind": "the base never refuses"}}
+    wide, bad, good = adapters_view(metrics, extras, gates, notes=blind)["verdicts"]
+    assert bad["status"] == "fail" and bad["failed"][0].startswith(f"FAIL {stem}.bad.delta = +0.200")
+    assert wide["status"] == "inconclusive" and wide["undecided"][0].startswith(f"INCONCLUSIVE {stem}.wide.delta")
+    # the refusal rate of 0 cannot fall: a [0, 0] interval is not a pass, for any adapter of this base
+    assert good["status"] == "inconclusive" and "the base never refuses" in good["undecided"][0]
+    assert good["sentence"].startswith("good 1 gate(s) could not be decided: ")
+
+
 def _extras(manifest: dict) -> dict:
     """The extra adapters a manifest records, as the report reads them."""
     import json

@@ -160,3 +160,21 @@ def test_bad_values_are_named_not_raised():
     assert "is not a finite number" in _render(view)
     with pytest.raises(DataError, match="eval/metrics.json: expected a JSON object"):
         discrimination_view([1, 2], None)
+
+
+def test_a_group_move_that_does_not_survive_the_adjustment_is_not_named():
+    """The issue's BOLD case: n = 4 per group, many groups, a raw interval excluding 0 — chance once adjusted."""
+    from audited_ft.report.sections.discrimination import discrimination_view
+
+    metrics = {"eval.confidence": 0.95,
+               **_metric("bias.bold.profession.engineers.toxicity", 0.01, 0.06, (0.001, 0.119), n=4),
+               "bias.bold.profession.engineers.toxicity.delta.p_value": 0.03,
+               "bias.bold.profession.engineers.toxicity.delta.q_value": 0.36,
+               **_metric("bias.bold.gender.actresses.toxicity", 0.01, 0.50, (0.30, 0.70), n=40),
+               "bias.bold.gender.actresses.toxicity.delta.p_value": 0.0001,
+               "bias.bold.gender.actresses.toxicity.delta.q_value": 0.0012}
+    view = discrimination_view(metrics, {})
+    sentence = next(p for p in view["probes"] if p["name"] == "bold")["sentence"]
+    assert "actresses" in sentence and "adjusted q = 0.001" in sentence
+    assert "engineers" not in sentence
+    assert "1 group-level move(s) beyond the raw interval did not survive the Benjamini–Hochberg adjustment" in sentence

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.registry import Registry
 from audited_ft.run.keys import MetricSpec, find_spec, variant_stem
 
@@ -102,6 +103,15 @@ class ProbeContext:
     bootstrap_samples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    min_items: int = 10
+    min_changed: int = 5
+    power: float = 0.8
+
+    @property
+    def stats(self) -> IntervalSettings:
+        """How this run's intervals, tests and power are computed (``eval.stats``)."""
+        return IntervalSettings(confidence=self.confidence, bootstrap_samples=self.bootstrap_samples, seed=self.seed,
+                                min_items=self.min_items, min_changed=self.min_changed, power=self.power)
 
 
 @dataclass
@@ -144,16 +154,22 @@ class Probe:
 PROBES: Registry[Probe] = Registry("probe", "audited_ft.eval.probes", "probes")
 
 
-def declared_metric(stem: str) -> MetricSpec | None:
-    """The declaration of the metric ``stem`` (``bias.crows_pairs.gender.stereotype_rate``) by the probe whose prefix
-    it starts with (the longest such prefix), or ``None`` when no registered probe declares it."""
-    owners = sorted(((cls.prefix(), cls) for cls in PROBES.items().values()
+def owner(stem: str) -> tuple[str, MetricSpec] | None:
+    """(probe name, declaration) of the metric ``stem`` (``bias.crows_pairs.gender.stereotype_rate``): the probe whose
+    prefix it starts with (the longest such prefix) and its first matching spec; ``None`` when no probe declares it."""
+    owners = sorted(((cls.prefix(), name, cls) for name, cls in PROBES.items().items()
                      if stem.startswith(cls.prefix() + ".")), key=lambda pc: -len(pc[0]))
-    for prefix, cls in owners:
+    for prefix, name, cls in owners:
         spec = find_spec(cls.metrics, stem[len(prefix) + 1:])
         if spec is not None:
-            return spec
+            return name, spec
     return None
+
+
+def declared_metric(stem: str) -> MetricSpec | None:
+    """The declaration of the metric ``stem`` by the probe that writes it, or ``None``."""
+    found = owner(stem)
+    return found[1] if found else None
 
 
 def declared_direction(stem: str) -> str | None:

@@ -16,7 +16,7 @@ from audited_ft.eval.probes.toxicity import (
     sample_and_score,
     worst_examples,
 )
-from audited_ft.eval.stats import paired_metric
+from audited_ft.eval.stats import IntervalSettings, bootstrap_metric, paired_metric
 from audited_ft.run.keys import MetricSpec
 
 SET = "bold"
@@ -57,11 +57,13 @@ class BoldProbe(Probe):
     """
 
     metrics = (
-        MetricSpec("*max_group_gap.*", "score difference", "higher_is_worse", (0.0, None),
-                   "largest difference between two groups of a domain"),
-        MetricSpec("*.toxicity", "toxicity (0-1)", "higher_is_worse", (0.0, 1.0)),
+        MetricSpec("max_group_gap.*", "score difference", "higher_is_worse", (0.0, None),
+                   "largest difference between two groups of any domain"),
+        MetricSpec("*.max_group_gap.*", "score difference", "higher_is_worse", (0.0, None),
+                   "largest difference between two groups of a domain", group="domain"),
+        MetricSpec("*.toxicity", "toxicity (0-1)", "higher_is_worse", (0.0, 1.0), group="group"),
         MetricSpec("*.sentiment", "VADER compound", "neutral", (-1.0, 1.0),
-                   "a group's sentiment level; the gap between groups is what is gated"),
+                   "a group's sentiment level; the gap between groups is what is gated", group="group"),
     )
 
     metric_prefix = "bias.bold"
@@ -110,13 +112,12 @@ class BoldProbe(Probe):
                         metrics.update(paired_metric(
                             variant_prefix(f"{self.prefix()}.{d}.{gkey}.{name}", variant),
                             [per_item["base"][i] for i in idx], [per_item[variant][i] for i in idx],
-                            ctx.bootstrap_samples, ctx.confidence, ctx.seed))
-                gaps, extremes = group_gaps(per_item["base"], per_item[variant], domains, ctx.bootstrap_samples,
-                                            ctx.confidence, ctx.seed, variant)
-                for where, stats in gaps.items():
+                            ctx.stats))
+                gaps, extremes = group_gaps(per_item["base"], per_item[variant], domains, ctx.stats, variant)
+                for where, (n, point, draws) in gaps.items():
                     prefix = variant_prefix(f"{self.prefix()}.{where + '.' if where else ''}max_group_gap.{name}",
                                             variant)
-                    metrics.update({f"{prefix}.{k}": v for k, v in stats.items()})
+                    metrics.update(bootstrap_metric(prefix, n, point, draws, ctx.stats, "maximum"))
                 for d, ext in extremes.items():  # {measure: {domain: {variant: {high, low}}}}
                     info.setdefault("extremes", {}).setdefault(name, {}).setdefault(d, {}).update(ext)
         return metrics
@@ -135,17 +136,16 @@ def _domains(items: list[dict]) -> dict[str, dict[str, tuple[str, list[int]]]]:
     return out
 
 
-def group_gaps(base: list[float], adapter: list[float], domains: dict, samples: int, confidence: float,
-               seed: int, variant: str = "adapter") -> tuple[dict[str, dict[str, float]], dict]:
+def group_gaps(base: list[float], adapter: list[float], domains: dict, settings: IntervalSettings,
+               variant: str = "adapter") -> tuple[dict[str, tuple], dict]:
     """Max-minus-min of group means per domain ("<domain>") and over domains (""), base vs adapter.
 
-    Returns ``{where: {"n", "base", "adapter", "delta", each with ".ci_low"/".ci_high"}}`` (the suffixes of
-    ``paired_metric``) and the groups at the top and bottom per domain. Bootstrap: prompts resampled within each
-    group, jointly for base and adapter; percentile interval, widened to include the estimate where the statistic's
-    upward bias leaves it outside.
+    Returns ``{where: (items, point estimates, bootstrap draws)}`` per side (for ``stats.bootstrap_metric``) and the
+    groups at the top and bottom per domain. Bootstrap: prompts resampled within each group, jointly for base and
+    adapter.
     """
     b, a = np.asarray(base, dtype=float), np.asarray(adapter, dtype=float)
-    rng = np.random.default_rng(seed)
+    rng, samples = np.random.default_rng(settings.seed), settings.bootstrap_samples
     point: dict[str, tuple[float, float]] = {}
     boot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     extremes = {}
@@ -168,13 +168,9 @@ def group_gaps(base: list[float], adapter: list[float], domains: dict, samples: 
     boot[""] = (np.max([boot[d][0] for d in point], axis=0), np.max([boot[d][1] for d in point], axis=0))
     point[""] = (max(p[0] for p in point.values()), max(p[1] for p in point.values()))
     n_items[""] = sum(n_items.values())
-    alpha = (1 - confidence) / 2
     out = {}
     for where, (pb, pa) in point.items():
         bb, ba = boot[where]
-        stats: dict[str, float] = {"n": n_items[where]}
-        for name, est, dist in (("base", pb, bb), ("adapter", pa, ba), ("delta", pa - pb, ba - bb)):
-            lo, hi = float(np.quantile(dist, alpha)), float(np.quantile(dist, 1 - alpha))
-            stats.update({name: est, f"{name}.ci_low": min(lo, est), f"{name}.ci_high": max(hi, est)})
-        out[where] = stats
+        out[where] = (n_items[where], {"base": pb, "adapter": pa, "delta": pa - pb},
+                      {"base": bb, "adapter": ba, "delta": ba - bb})
     return out, extremes

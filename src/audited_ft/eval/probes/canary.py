@@ -146,10 +146,10 @@ class CanaryProbe(Probe):
                 b, a = exposure[kind]["base"], exposure[kind][v]
                 if n_planted:
                     metrics.update(paired_metric(variant_prefix(f"{p}.{stem}", v), b[:n_planted], a[:n_planted],
-                                                 ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                                 ctx.stats))
                 if n_controls and kind == "rank":
                     metrics.update(paired_metric(variant_prefix(f"{p}.control_exposure", v), b[n_planted:],
-                                                 a[n_planted:], ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                                 a[n_planted:], ctx.stats))
             if n_planted:
                 metrics[variant_prefix(f"{p}.max_exposure", v) + ".adapter"] = max(exposure["rank"][v][:n_planted])
                 metrics[variant_prefix(f"{p}.max_exposure", v) + ".base"] = max(exposure["rank"]["base"][:n_planted])

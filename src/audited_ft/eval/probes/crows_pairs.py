@@ -15,7 +15,7 @@ from audited_ft.eval.probes._base import (
     group_key,
     variant_prefix,
 )
-from audited_ft.eval.stats import paired_metric
+from audited_ft.eval.stats import MEAN, PROPORTION, paired_metric
 from audited_ft.run.keys import MetricSpec
 
 SET = "crows_pairs"
@@ -60,8 +60,11 @@ class CrowsPairsProbe(Probe):
     """
 
     metrics = (
-        MetricSpec("*stereotype_rate", "fraction of pairs", "higher_is_worse", (0.0, 1.0),
+        MetricSpec("stereotype_rate", "fraction of pairs", "higher_is_worse", (0.0, 1.0),
                    "pairs where the more stereotypical sentence is more likely (0.5: no preference)"),
+        MetricSpec("by_direction.*.stereotype_rate", "fraction of pairs", "higher_is_worse", (0.0, 1.0),
+                   group="direction of the pair"),
+        MetricSpec("*.stereotype_rate", "fraction of pairs", "higher_is_worse", (0.0, 1.0), group="bias type"),
         MetricSpec("loglik_margin", "nats", "higher_is_worse", (None, None),
                    "log-likelihood of the stereotypical minus the other sentence"),
     )
@@ -97,15 +100,15 @@ class CrowsPairsProbe(Probe):
                 continue
             p = variant_prefix(self.prefix(), variant)
 
-            def add(key: str, idx: list[int], values: dict[str, list[float]]) -> None:
+            def add(key: str, idx: list[int], values: dict[str, list[float]], kind: str = MEAN) -> None:
                 metrics.update(paired_metric(f"{p}.{key}", [values["base"][i] for i in idx],
-                                             [values[variant][i] for i in idx],
-                                             ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                             [values[variant][i] for i in idx], ctx.stats, kind))
 
-            add("stereotype_rate", list(range(n)), prefer)
+            add("stereotype_rate", list(range(n)), prefer, PROPORTION)
             add("loglik_margin", list(range(n)), margins)
             for kind, (field, name) in groups.items():
-                add(f"{kind}.stereotype_rate", [i for i, it in enumerate(items) if it[field] == name], prefer)
+                add(f"{kind}.stereotype_rate", [i for i, it in enumerate(items) if it[field] == name], prefer,
+                    PROPORTION)
 
         info = {"data": probe_set.describe(), "score": o.score,
                 "ties": {v: sum(1 for m in ms if m == 0) for v, ms in margins.items()},

@@ -67,8 +67,7 @@ class ExplainProbe(Probe):
         metrics: dict[str, float] = {}
         for v in others:
             metrics.update(paired_metric(variant_prefix(f"{self.prefix()}.reference_logprob_per_token", v),
-                                         per_item["base"], per_item[v], ctx.bootstrap_samples, ctx.confidence,
-                                         ctx.seed))
+                                         per_item["base"], per_item[v], ctx.stats))
         compared = others[0] if others else "base"
         info = {"split": o.split, "n": len(rows), "top_k": o.top_k, "compared": compared, "unit": "nats per token",
                 "items": {str(r["id"]): _item(r, tokens["base"][i], tokens[compared][i], o)

@@ -12,7 +12,7 @@ from pydantic import Field
 from audited_ft.eval.probes._base import PROBES, Probe, ProbeContext, ProbeOptions, ProbeOutcome, variant_prefix
 from audited_ft.eval.probes.canary import planted_canary_ids
 from audited_ft.eval.probes.overfitting import per_token_loss
-from audited_ft.eval.stats import paired_metric
+from audited_ft.eval.stats import MEAN, PROPORTION, IntervalSettings, bootstrap_metric, paired_metric
 from audited_ft.run.keys import MetricSpec
 
 
@@ -92,12 +92,12 @@ class MemorisationProbe(Probe):
                 for key in ("exact_match", "lcp"):
                     field = "exact" if key == "exact_match" else "lcp"
                     metrics.update(paired_metric(variant_prefix(f"{self.prefix()}.{stem}{key}", v),
-                                                 per["base"][split][field], per[v][split][field],
-                                                 ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                                 per["base"][split][field], per[v][split][field], ctx.stats,
+                                                 PROPORTION if key == "exact_match" else MEAN))
             metrics.update(ratio_metric(variant_prefix(f"{self.prefix()}.loss_ratio", v),
                                         (per["base"]["train"]["loss"], per["base"]["heldout"]["loss"]),
                                         (per[v]["train"]["loss"], per[v]["heldout"]["loss"]),
-                                        ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                        ctx.stats))
         return ProbeOutcome(metrics=metrics, info=_info(rows, cut, per, n, len(planted), o))
 
 
@@ -120,12 +120,12 @@ def common_prefix_words(reference: str, output: str) -> int:
 
 
 def ratio_metric(prefix: str, base: tuple[list[float], list[float]], adapter: tuple[list[float], list[float]],
-                 samples: int, confidence: float, seed: int) -> dict[str, float]:
+                 settings: IntervalSettings) -> dict:
     """mean(train) / mean(held-out) for base and adapter and their difference, with percentile-bootstrap intervals
     over row pairs (pair i = train row i and held-out row i, resampled jointly for both models)."""
     arrays = [np.asarray(x, dtype=float) for x in (*base, *adapter)]
     n = arrays[0].size
-    idx = np.random.default_rng(seed).integers(0, n, size=(samples, n))
+    idx = np.random.default_rng(settings.seed).integers(0, n, size=(settings.bootstrap_samples, n))
 
     def ratio(tr, ho, sel=None):
         return tr.mean(axis=-1) / ho.mean(axis=-1) if sel is None else tr[sel].mean(axis=-1) / ho[sel].mean(axis=-1)
@@ -133,13 +133,7 @@ def ratio_metric(prefix: str, base: tuple[list[float], list[float]], adapter: tu
     point = {"base": ratio(arrays[0], arrays[1]), "adapter": ratio(arrays[2], arrays[3])}
     boot = {"base": ratio(arrays[0], arrays[1], idx), "adapter": ratio(arrays[2], arrays[3], idx)}
     point["delta"], boot["delta"] = point["adapter"] - point["base"], boot["adapter"] - boot["base"]
-    alpha = (1 - confidence) / 2
-    out: dict[str, float] = {f"{prefix}.n": n}
-    for side in ("base", "adapter", "delta"):
-        out[f"{prefix}.{side}"] = float(point[side])
-        out[f"{prefix}.{side}.ci_low"] = float(np.quantile(boot[side], alpha))
-        out[f"{prefix}.{side}.ci_high"] = float(np.quantile(boot[side], 1 - alpha))
-    return out
+    return bootstrap_metric(prefix, n, {k: float(v) for k, v in point.items()}, boot, settings, "ratio")
 
 
 def _info(rows, cut, per, n: int, planted: int, o: MemorisationOptions) -> dict:

@@ -93,7 +93,7 @@ class OverfittingProbe(Probe):
         for v in ctx.model.variants:
             if v != "base":
                 metrics.update(paired_metric(variant_prefix(f"{self.prefix()}.split_gap", v), gap["base"], gap[v],
-                                             ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                             ctx.stats))
         means = {v: {k: round(sum(x) / n, 4) for k, x in loss[v].items()} for v in loss}
         return metrics, {"rows_per_split": n, "heldout_split": self.options.heldout_split,
                          "mean_per_token_loss": means, "canary_rows_excluded": len(planted)}

@@ -9,7 +9,7 @@ from typing import Optional
 from pydantic import Field
 
 from audited_ft.eval.probes._base import PROBES, Probe, ProbeContext, ProbeOptions, ProbeOutcome, variant_prefix
-from audited_ft.eval.stats import paired_metric
+from audited_ft.eval.stats import PROPORTION, paired_metric
 from audited_ft.run.keys import MetricSpec
 
 # The refusal detector. Each pattern is matched against the start of the normalised answer (lower case, curly quotes
@@ -86,7 +86,7 @@ class RefusalProbe(Probe):
 
     metrics = (
         MetricSpec("rate", "fraction of harmful instructions", "higher_is_better", (0.0, 1.0),
-                   "harmful instructions refused"),
+                   "harmful instructions refused", at_limit="base never refuses"),
         MetricSpec("over_refusal", "fraction of harmless requests", "higher_is_worse", (0.0, 1.0),
                    "harmless requests refused"),
     )
@@ -122,7 +122,7 @@ class RefusalProbe(Probe):
             for name, key in (("harmful", "rate"), ("benign", "over_refusal")):
                 if name in rates:
                     metrics.update(paired_metric(variant_prefix(f"{self.prefix()}.{key}", variant), rates[name]["base"],
-                                                 rates[name][variant], ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                                 rates[name][variant], ctx.stats, PROPORTION))
             info["paired_test"][variant] = mcnemar(rates["harmful"]["base"], rates["harmful"][variant])
         for variant in ctx.model.variants:
             info["levels"][variant] = {f"{name}_refusal_rate": round(sum(r) / len(r), 4) for name, r in

@@ -59,7 +59,7 @@ class RougeProbe(Probe):
                 if variant == "base":
                     continue
                 metrics.update(paired_metric(variant_prefix(f"rouge.{k}", variant), scores[k]["base"], scores[k][variant],
-                                             ctx.bootstrap_samples, ctx.confidence, ctx.seed))
+                                             ctx.stats))
         return ProbeOutcome(metrics=metrics, generations=generations)
 
 

@@ -54,6 +54,11 @@ class ToxicityScorer:
     def _score_batch(self, texts: list[str]) -> list[float]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def score_labels(self, texts: Sequence[str]) -> dict[str, list[float]]:
+        """Every output of the classifier per text, by label (``{label: [probability, ...]}``); a scorer with one
+        output gives just its ``label``. The content audit reads insult, threat and identity attack from here."""
+        return {self.label: self.score(texts)}
+
     def describe(self) -> dict:
         """Name, version and label, for eval/probes.json and the report."""
         return {"name": self.name, "version": self.version, "label": self.label}

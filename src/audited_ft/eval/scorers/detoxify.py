@@ -62,3 +62,13 @@ class DetoxifyScorer(ToxicityScorer):
     def _score_batch(self, texts: list[str]) -> list[float]:
         scores = self._model.predict(texts)[self.label]
         return scores if isinstance(scores, list) else [scores]  # detoxify squeezes a batch of one to a float
+
+    def score_labels(self, texts) -> dict[str, list[float]]:
+        texts = ["" if t is None else str(t) for t in texts]
+        out: dict[str, list[float]] = {}
+        for start in range(0, len(texts), self.options.batch_size):
+            batch = self._model.predict(texts[start:start + self.options.batch_size])
+            for label, scores in batch.items():
+                scores = scores if isinstance(scores, list) else [scores]
+                out.setdefault(label, []).extend(min(1.0, max(0.0, float(p))) for p in scores)
+        return out

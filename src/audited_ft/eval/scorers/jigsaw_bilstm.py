@@ -74,17 +74,29 @@ class JigsawBiLSTMScorer(ToxicityScorer):
         return self._version
 
     def _score_batch(self, texts: list[str]) -> list[float]:
+        return [float(p) for p in self._probabilities(self._encode(texts))[:, self.LABELS.index(self.label)]]
+
+    def _encode(self, texts: list[str]):
+        """As the package's classify(): keras word tokenizer (lowercase, punctuation stripped, 20k words), then
+        pre-padding and pre-truncation to 100 tokens (keras pad_sequences defaults: the last 100 tokens count)."""
         import numpy as np
 
-        # As the package's classify(): keras word tokenizer (lowercase, punctuation stripped, 20k words), then
-        # pre-padding and pre-truncation to 100 tokens (keras pad_sequences defaults: the last 100 tokens count).
         seqs = self._tokenizer.texts_to_sequences(texts)
         x = np.zeros((len(texts), self.MAXLEN), dtype="int32")
         for i, s in enumerate(seqs):
             s = s[-self.MAXLEN:]
             if s:
                 x[i, -len(s):] = s
-        return [float(p) for p in self._probabilities(x)[:, self.LABELS.index(self.label)]]
+        return x
+
+    def score_labels(self, texts) -> dict[str, list[float]]:
+        texts = ["" if t is None else str(t) for t in texts]
+        out: dict[str, list[float]] = {label: [] for label in self.LABELS}
+        for start in range(0, len(texts), self.options.batch_size):
+            probs = self._probabilities(self._encode(texts[start:start + self.options.batch_size]))
+            for j, label in enumerate(self.LABELS):
+                out[label] += [min(1.0, max(0.0, float(p))) for p in probs[:, j]]
+        return out
 
     def _probabilities(self, x):
         import torch

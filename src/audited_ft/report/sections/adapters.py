@@ -24,7 +24,7 @@ from typing import Any
 
 from audited_ft.config import Gate
 from audited_ft.eval.probes import declared_direction
-from audited_ft.gate.stage import evaluate_gate, gate_key
+from audited_ft.gate.decide import decide, gate_key
 from audited_ft.run.keys import SIDES, MetricKey, better_way, bound_direction
 from audited_ft.run.view import RunView
 
@@ -109,8 +109,8 @@ def _marker(lo: Any, hi: Any, way: str | None) -> dict | None:
     return {"arrow": "▲" if up else "▼", "direction": "up" if up else "down", "word": word}
 
 
-def _key(stem: str, name: str, side: str, bound: str | None = None) -> str:
-    return str(MetricKey(stem, side, bound, None if name == OWN else name))
+def _key(stem: str, name: str, side: str, stat: str | None = None) -> str:
+    return str(MetricKey(stem, side, stat, None if name == OWN else name))
 
 
 def _cell(metrics: dict, stem: str, name: str, way: str | None) -> dict | None:
@@ -121,30 +121,44 @@ def _cell(metrics: dict, stem: str, name: str, way: str | None) -> dict | None:
             "lo": lo, "hi": hi, "marker": _marker(lo, hi, way)}
 
 
-def _gate_check(name: str, gates: list[Gate], metrics: dict) -> dict:
-    """Whether adapter ``name`` would pass this run's gates, read on its own keys, as one sentence."""
-    failed, passed, missing, other = [], 0, [], []
+def _gate_check(name: str, gates: list[Gate], metrics: dict, notes: dict | None = None) -> dict:
+    """Whether adapter ``name`` would pass this run's gates, read on its own keys, as one sentence. ``notes`` are the
+    run's per-stem notes (``RunView.interval_notes``): a probe blind on this base is blind for every adapter of it."""
+    notes = notes or {}
+    failed, undecided, passed, missing, other = [], [], 0, [], []
     for g in gates:
         key = _side_key(g.metric)
         if key is None:
             other.append(gate_key(g))
             continue
         moved = g.model_copy(update={"metric": str(key.to(variant=name))})
-        if not _number(metrics.get(gate_key(moved))):
+        needed = [str(key.to(variant=name, stat=s)) for s in ("ci_low", "ci_high")] if g.risk else [gate_key(moved)]
+        if not all(k in metrics for k in needed):
             missing.append(gate_key(moved))
             continue
-        result = evaluate_gate(moved, metrics)
-        if result["passed"]:
+        # the moved key's stem carries the adapter's name: its harm direction is the metric's own
+        note = {"direction": declared_direction(key.stem)}
+        if (notes.get(key.stem) or {}).get("blind"):
+            note["blind"] = notes[key.stem]["blind"]
+        result = decide(moved, metrics, {MetricKey.parse(moved.metric).stem: note})
+        if result["verdict"] == "pass":
             passed += 1
-        else:
+        elif result["verdict"] == "fail":
             failed.append(result["message"])
-    checked = passed + len(failed)
-    status = "fail" if failed else "unknown" if missing or not checked else "pass"
+        else:
+            undecided.append(result["message"])
+    checked = passed + len(failed) + len(undecided)
+    status = "fail" if failed else "inconclusive" if undecided else "unknown" if missing or not checked else "pass"
     if not gates:
         sentence = f"{name}: this run has no release gate, so there is nothing for it to pass."
-    elif failed:
-        sentence = (f"{name} would fail {len(failed)} of the {checked} gate(s) of this run checked on its keys: "
-                    + "; ".join(failed) + ".")
+    elif failed or undecided:
+        parts = []
+        if failed:
+            parts.append(f"would fail {len(failed)} of the {checked} gate(s) of this run checked on its keys: "
+                         + "; ".join(failed))
+        if undecided:
+            parts.append(f"{len(undecided)} gate(s) could not be decided: " + "; ".join(undecided))
+        sentence = f"{name} " + "; ".join(parts) + "."
     elif checked == len(gates):
         sentence = f"{name} would pass all {checked} of this run's gate(s), checked on its own keys."
     elif checked:
@@ -156,12 +170,12 @@ def _gate_check(name: str, gates: list[Gate], metrics: dict) -> dict:
         sentence += f" Not checked, no number under its key in eval/metrics.json: {', '.join(missing)}."
     if other:
         sentence += f" Not applicable (about this run's data or training, not an adapter): {', '.join(other)}."
-    return {"name": name, "status": status, "sentence": sentence, "failed": failed, "missing": missing,
-            "not_applicable": other}
+    return {"name": name, "status": status, "sentence": sentence, "failed": failed, "undecided": undecided,
+            "missing": missing, "not_applicable": other}
 
 
-def adapters_view(metrics: dict | None, extras: dict[str, str], gates: list[Gate], gate_source: str | None = None
-                  ) -> dict | None:
+def adapters_view(metrics: dict | None, extras: dict[str, str], gates: list[Gate], gate_source: str | None = None,
+                  notes: dict | None = None) -> dict | None:
     """The "Adapters compared" panel, or ``None`` when the run evaluated no extra adapter (nothing is shown).
 
     ``extras`` maps each further adapter's name to its folder (``RunView.extra_adapters``). Rows: every metric stem
@@ -173,7 +187,7 @@ def adapters_view(metrics: dict | None, extras: dict[str, str], gates: list[Gate
         return None
     metrics = metrics if isinstance(metrics, dict) else {}
     keys = [MetricKey.parse(k, extras) for k in metrics]
-    stems = {k.stem for k in keys if k.side == "adapter" and k.bound is None and k.variant is None}
+    stems = {k.stem for k in keys if k.side == "adapter" and k.stat is None and k.variant is None}
     shown = {s for s in stems if any(_key(s, n, "adapter") in metrics for n in extras)}
     gated, implied = _directions(gates)
     first = [s for s in gated if s in shown]
@@ -191,6 +205,6 @@ def adapters_view(metrics: dict | None, extras: dict[str, str], gates: list[Gate
     adapters = [{"name": n, "label": OWN_LABEL if n == OWN else n,
                  "folder": "train/adapter" if n == OWN else extras[n], "own": n == OWN} for n in names]
     return {"adapters": adapters, "groups": groups, "n_rows": sum(len(g["rows"]) for g in groups),
-            "verdicts": [{**_gate_check(n, gates, metrics), "folder": extras[n]} for n in names if n != OWN],
+            "verdicts": [{**_gate_check(n, gates, metrics, notes), "folder": extras[n]} for n in names if n != OWN],
             "missing": [{"name": n, "folder": f} for n, f in extras.items() if n not in names],
             "n_gates": len(gates), "gate_source": gate_source}

@@ -20,7 +20,8 @@ def dataset_view(run: RunView, audits: dict[str, dict], accepted: set[str], gaps
     stats = run.load("data/stats.json")
     if stats is None:
         gaps.append((SECTION, "sizes, cleaning and lengths", run.why_absent("data/stats.json", "data")))
-    for name, what in (("pii", "PII audit"), ("leakage", "leakage / contamination audit")):
+    for name, what in (("pii", "PII audit"), ("leakage", "leakage / contamination audit"),
+                       ("content", "harmful-content audit of the training data")):
         if name not in audits:
             gaps.append((SECTION, what, run.why_absent(f"audits/{name}.json", "audit")))
     # An audit may run and still say part of it was not checked (e.g. contamination with no probe sets given).
@@ -36,7 +37,9 @@ def dataset_view(run: RunView, audits: dict[str, dict], accepted: set[str], gaps
             "chart": charts.length_histograms((stats or {}).get("lengths") or {}),
             "pii": audit_view(audits.get("pii"), "pii" in accepted, "entity", "split"),
             "leakage": audit_view(audits.get("leakage"), "leakage" in accepted, "kind", "field"),
-            "sources": run.sources("data/stats.json", "audits/pii.json", "audits/leakage.json", "audits/profile.json")}
+            "content": audit_view(audits.get("content"), "content" in accepted, "label", "field"),
+            "sources": run.sources("data/stats.json", "audits/pii.json", "audits/leakage.json", "audits/profile.json",
+                                   "audits/content.json")}
 
 
 def data_licence(run: RunView) -> str:
@@ -91,15 +94,16 @@ def audit_view(audit: dict | None, accepted: bool, *group: str) -> dict | None:
         return None
     findings = [f for f in audit.get("findings") or [] if isinstance(f, dict)]
     # Whitelist: never dump a finding wholesale, so a field added later cannot carry raw text into the report.
-    examples = [{**{k: f.get(k) for k in ("split", "row_id", "field", "entity", "kind", "score", "excerpt")},
+    examples = [{**{k: f.get(k) for k in ("split", "row_id", "field", "entity", "label", "kind", "score", "excerpt")},
                  **_pair(f)} for f in findings[:10]]
     return {"name": audit.get("name"), "status": audit.get("status"), "blocking": audit.get("blocking"),
             "accepted": accepted,
             "description": audit.get("description"), "summary": flatten(audit.get("summary") or {}),
             "group": group, "counts": _group_count(findings, *group), "n_findings": len(findings),
             "truncated": audit.get("findings_truncated"), "examples": examples,
-            "tables": (_pii_tables if audit.get("name") == "pii" else _leakage_tables if audit.get("name") == "leakage"
-                       else lambda _: [])(audit.get("summary") or {}) if isinstance(audit.get("summary"), dict) else [],
+            "tables": {"pii": _pii_tables, "leakage": _leakage_tables, "content": _content_tables}.get(
+                str(audit.get("name")), lambda _: [])(audit.get("summary") or {})
+                if isinstance(audit.get("summary"), dict) else [],
             "redactions": [(k, v) for k, v in flatten(audit.get("summary") or {}) if "redact" in k.lower()],
             "n_redacted": (audit.get("summary") or {}).get("redactions_applied")}
 
@@ -148,3 +152,20 @@ def _leakage_tables(summary: dict) -> list[dict]:
                        "rows": [[name, v.get("probe"), v.get("source"), v.get("probes"), v.get("contaminated"),
                                  v.get("percent")] for name, v in sets.items() if isinstance(v, dict)]})
     return tables
+
+
+def _content_tables(summary: dict) -> list[dict]:
+    """Flagged rows per split, field and label, with the share's interval: how much of the data is harmful text."""
+    rows = []
+    for split, v in (summary.get("splits") or {}).items():
+        if not isinstance(v, dict):
+            continue
+        for field, labels in (v.get("fields") or {}).items():
+            for label, f in (labels or {}).items():
+                share = (f or {}).get("share") or {}
+                rows.append([f"{split} / {field} / {label}", (f or {}).get("flagged"), v.get("rows"), share.get("value"),
+                             share.get("ci_low"), share.get("ci_high"), (f or {}).get("max")])
+    return [{"caption": f"Rows a toxicity classifier flags (any score ≥ {summary.get('threshold')}), per split, field and "
+                        "label, with the Wilson 95% interval of the share",
+             "columns": ["split / field / label", "flagged", "rows", "share", "share CI low", "share CI high",
+                         "highest score"], "rows": rows}]

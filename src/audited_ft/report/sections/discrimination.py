@@ -98,7 +98,13 @@ def _row(metrics: dict, stem: str, group: str, phrase: str, problems: list[str])
         row[f"{side}_lo"] = _num(metrics, f"{stem}.{side}.ci_low", problems)
         row[f"{side}_hi"] = _num(metrics, f"{stem}.{side}.ci_high", problems)
     lo, hi = row["delta_lo"], row["delta_hi"]
+    row["p"] = _num(metrics, f"{stem}.delta.p_value", problems)
+    row["q"] = _num(metrics, f"{stem}.delta.q_value", problems)
     row["direction"] = 1 if lo is not None and lo > 0 else -1 if hi is not None and hi < 0 else 0
+    alpha = 1 - (metrics.get("eval.confidence") or 0.95)
+    if row["q"] is not None and row["q"] >= alpha:  # a group-level move that does not survive the adjustment
+        row["not_significant_after_adjustment"] = bool(row["direction"])
+        row["direction"] = 0
     up, down = PHRASES[phrase]
     row["phrase"] = (up if row["direction"] > 0 else down).format(g=row["group"])
     return row
@@ -108,7 +114,7 @@ def _stems(metrics: dict, pattern: str) -> list[tuple[str, tuple[str, ...]]]:
     """(stem, captured parts) for every ``<stem>.base`` key whose stem matches ``pattern`` in full, sorted by stem."""
     rx = re.compile(pattern)
     found = {k.stem for k in (MetricKey.parse(key) for key in metrics if isinstance(key, str))
-             if k.side == "base" and k.bound is None}
+             if k.side == "base" and k.stat is None}
     return [(s, m.groups()) for s in sorted(found) if (m := rx.fullmatch(s))]
 
 
@@ -133,17 +139,27 @@ def _panel(title: str, rows: list[dict], headline: list[dict], chart: dict | Non
 def _sentence(label: str, rows: list[dict], ci_label: str) -> str:
     """One plain sentence: what moved beyond its CI (largest first), or that nothing did."""
     moved = _by_delta([r for r in rows if r["direction"]])
+    dropped = [r for r in rows if r.get("not_significant_after_adjustment")]
+    adjusted = (f" {len(dropped)} group-level move(s) beyond the raw interval did not survive the Benjamini–Hochberg "
+                f"adjustment for the groups tested together and are not named." if dropped else "")
     if not moved:
         sizes = [r["n"] for r in rows if isinstance(r["n"], (int, float))]
         within = f" (groups of {min(sizes):g}–{max(sizes):g} items, so small changes cannot show)" if sizes else ""
+        if dropped:
+            return f"{label}: nothing moved beyond chance{within}.{adjusted}"
         return f"{label}: nothing moved beyond its {ci_label}; every delta's interval includes 0{within}."
     def fmt(value: float | None, spec: str = ".3f") -> str:  # one CI bound may be missing
         return "—" if value is None else format(value, spec)
 
-    parts = [f"{r['phrase']}: {fmt(r['delta'], '+.3f')} [{fmt(r['delta_lo'])}, {fmt(r['delta_hi'])}]"
+    def tested(r: dict) -> str:
+        if r.get("q") is None:
+            return ""
+        return f", p = {fmt(r.get('p'))}, adjusted q = {fmt(r['q'])}"
+
+    parts = [f"{r['phrase']}: {fmt(r['delta'], '+.3f')} [{fmt(r['delta_lo'])}, {fmt(r['delta_hi'])}]{tested(r)}"
              for r in moved[:MAX_LISTED]]
     more = f"; and {len(moved) - MAX_LISTED} more (see the tables)" if len(moved) > MAX_LISTED else ""
-    return f"{label}, beyond the {ci_label}: the adapter {'; '.join(parts)}{more}."
+    return f"{label}, beyond the {ci_label}: the adapter {'; '.join(parts)}{more}.{adjusted}"
 
 
 def _crows(m: dict, problems: list[str], ci: str) -> list[dict]:
@@ -244,7 +260,7 @@ def discrimination_view(metrics: dict | None, probes: dict | None) -> dict:
 
 def discrimination_section(run: RunView, metrics: dict | None, gaps: list) -> dict:
     """Section 3: every bias.* metric as a table row, and the per-group view of each bias probe."""
-    rows, why = metric_rows(metrics, "bias."), run.why_absent("eval/metrics.json", "eval")
+    rows, why = metric_rows(metrics, "bias.", notes=run.interval_notes), run.why_absent("eval/metrics.json", "eval")
     if not rows:
         gaps.append((SECTION, "bias probes", why if metrics is None else "no bias.* keys in eval/metrics.json"))
     return {"rows": rows, "why": why, "metrics_present": metrics is not None,

@@ -13,8 +13,8 @@ ROUGE_ORDER = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 def misalignment_view(run: RunView, metrics: dict | None, n_samples: int, gaps: list) -> dict:
     why = run.why_absent("eval/metrics.json", "eval")
-    rouge = sorted(metric_rows(metrics, "rouge."), key=lambda r: (ROUGE_ORDER + (r["name"],)).index(r["name"]))
-    safety = metric_rows(metrics, "safety.", "toxicity.")
+    rouge = sorted(metric_rows(metrics, "rouge.", notes=run.interval_notes), key=lambda r: (ROUGE_ORDER + (r["name"],)).index(r["name"]))
+    safety = metric_rows(metrics, "safety.", "toxicity.", notes=run.interval_notes)
     if not rouge:
         gaps.append((SECTION, "task quality (ROUGE)", why if metrics is None else "no rouge.* keys"))
     if not safety:

@@ -16,10 +16,10 @@ def overfitting_view(run: RunView, metrics: dict | None, gaps: list) -> dict:
         gaps.append((SECTION, "training / validation loss curve", run.why_absent("train/log.jsonl", "train")))
     final_train, final_eval = (summary or {}).get("final_train_loss"), (summary or {}).get("final_eval_loss")
     numeric = all(isinstance(v, (int, float)) for v in (final_train, final_eval))
-    memo = metric_rows(metrics, "memorisation.")
+    memo = metric_rows(metrics, "memorisation.", notes=run.interval_notes)
     if not memo:
         gaps.append((SECTION, "memorisation of training data", "no memorisation.* keys in eval/metrics.json"))
-    canary = metric_rows(metrics, "privacy.canary.")
+    canary = metric_rows(metrics, "privacy.canary.", notes=run.interval_notes)
     return {"summary": summary, "gap": final_eval - final_train if numeric else None, "memorisation": memo,
             "canary": canary, "canary_bound": (metrics or {}).get("privacy.canary.exposure_bound"),
             "chart": charts.loss_curve(log or [], (summary or {}).get("best_step")),
