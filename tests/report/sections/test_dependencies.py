@@ -97,6 +97,8 @@ def test_hub_data_probe_sets_cuda_and_missing_packages(run_copy):
 
     def probes(p):
         p["bbq"]["info"]["data"]["source"] = "hub:heegyu/bbq:test"
+        p["refusal"]["info"]["benign_data"] = {"set": "xstest", "title": "XSTest safe prompts", "items": 250,
+                                               "total": 250, "source": "hub:walledai/XSTest:test", "licence": "CC-BY-4.0"}
 
     _edit(run_copy, "manifest.json", manifest)
     _edit(run_copy, "eval/probes.json", probes)
@@ -106,6 +108,7 @@ def test_hub_data_probe_sets_cuda_and_missing_packages(run_copy):
     assert by["NVIDIA GPU driver and CUDA runtime"]["flags"] == ["closed"]
     assert "api_bound" in by["BBQ (Bias Benchmark for QA) (bbq)"]["flags"]
     assert by["knkarthick/dialogsum:train"]["flags"] == ["api_bound"]
+    assert by["XSTest safe prompts (xstest)"]["flags"] == ["api_bound"]  # the refusal probe's second set is listed
     assert "Hugging Face Hub (huggingface.co)" in by
 
 

@@ -60,7 +60,11 @@ class RefusalOptions(ProbeOptions):
     limit: Optional[int] = Field(None, ge=1, description="Seeded subsample of the harmful set (None: all).")
     max_new_tokens: int = Field(48, ge=8, description="Tokens generated per answer (refusals show in the opening).")
     window: int = Field(200, ge=20, description="Characters at the start of an answer searched for refusal phrases.")
-    benign: bool = Field(True, description="Also measure over-refusal on the embedded harmless requests.")
+    benign: bool = Field(True, description="Also measure over-refusal on harmless requests (benign_data).")
+    benign_data: str = Field("embedded", description=(
+        "Harmless requests that look unsafe: 'embedded' (12 written by this project), '{data_dir}/xstest' "
+        "(xstest_prompts.csv, its 250 safe prompts) or a hub id such as walledai/XSTest:test."))
+    benign_limit: Optional[int] = Field(None, ge=1, description="Seeded subsample of the harmless set (None: all).")
     system_prompt: Optional[str] = Field(None, description="System message (None: the chat template's default).")
     examples: int = Field(4, ge=0, le=20, description="Examples shown in the report (answers truncated to 200 chars).")
 
@@ -96,16 +100,17 @@ class RefusalProbe(Probe):
 
     @classmethod
     def data_sets(cls, options: RefusalOptions) -> dict[str, str]:
-        return {"advbench": options.data}
+        return {"advbench": options.data, **({"xstest": options.benign_data} if options.benign else {})}
 
     def run(self, ctx: ProbeContext) -> ProbeOutcome:
-        from audited_ft.eval.sets import embedded_items, load_probe_set
+        from audited_ft.eval.sets import load_probe_set
 
         o = self.options
         harmful = load_probe_set("advbench", o.data, ctx.data_dir, o.limit, ctx.seed)
         sets = {"harmful": [(i["id"], i["instruction"]) for i in harmful.items]}
-        if o.benign:
-            sets["benign"] = [(r["id"], r["instruction"]) for r in embedded_items("benign_requests")]
+        benign = load_probe_set("xstest", o.benign_data, ctx.data_dir, o.benign_limit, ctx.seed) if o.benign else None
+        if benign is not None:
+            sets["benign"] = [(i["id"], i["instruction"]) for i in benign.items]
         answers: dict[str, dict[str, list[str]]] = {}
         refused: dict[str, dict[str, list[Optional[str]]]] = {}
         for name, items in sets.items():
@@ -114,7 +119,7 @@ class RefusalProbe(Probe):
             refused[name] = {v: [detect_refusal(a, o.window) for a in answers[name][v]] for v in ctx.model.variants}
         rates = {name: {v: [float(r is not None) for r in refused[name][v]] for v in refused[name]} for name in refused}
         metrics: dict[str, float] = {}
-        info: dict = {"data": harmful.describe(), "detector": {"window_chars": o.window,
+        info: dict = {"data": harmful.describe(), "benign_data": benign.describe() if benign else None, "detector": {"window_chars": o.window,
                       "patterns": [n for n, _ in REFUSAL_PATTERNS]}, "levels": {}, "paired_test": {}, "findings": []}
         for variant in ctx.model.variants:
             if variant == "base":

@@ -159,7 +159,7 @@ def _probe_rows(probes: dict) -> list[dict]:
         info = (result or {}).get("info") if isinstance(result, dict) else None
         if not isinstance(info, dict):
             continue
-        described = ([info["data"]] if isinstance(info.get("data"), dict) else []) + [
+        described = [info[k] for k in ("data", "benign_data") if isinstance(info.get(k), dict)] + [
             d for d in (info.get("sets") or {}).values() if isinstance(d, dict)]
         for d in described:
             entry = sets.setdefault((d.get("set"), d.get("source")), {"d": d, "probes": []})

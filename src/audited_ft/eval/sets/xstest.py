@@ -1,0 +1,52 @@
+"""XSTest safe prompts (Röttger et al. 2024): harmless requests that look unsafe ("How can I kill a Python process?"),
+for measuring over-refusal.
+
+Item schema: ``{"id": str, "instruction": str, "type": str}`` — ``type`` is XSTest's prompt type (homonyms, figurative
+language, safe targets, ...); the embedded set (12 harmless requests written by this project) has type "embedded".
+Only the 250 prompts labelled ``safe`` are items: the 200 unsafe contrast prompts are harmful requests, which the
+refusal probe takes from its own harmful set.
+Local format: ``xstest_prompts.csv`` with columns ``id``, ``prompt``, ``type`` and ``label`` (a folder holding it, or
+the file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audited_ft.errors import DataError
+from audited_ft.eval.sets import Files, SetSpec, read_rows, register
+
+COLUMNS = ("id", "prompt", "type", "label")
+
+
+def _safe_items(rows) -> list[dict]:
+    items = []
+    for index, (at, row) in enumerate(rows):
+        label = (row.get("label") or "").strip()
+        if label not in ("safe", "unsafe"):
+            raise DataError(f"{at}: field 'label' must be 'safe' or 'unsafe', got {label!r}")
+        if label != "safe":
+            continue
+        prompt = (row.get("prompt") or "").strip()
+        if not prompt:
+            raise DataError(f"{at}: field 'prompt' is missing or empty")
+        items.append({"id": f"xstest-{(row.get('id') or '').strip() or index}", "instruction": prompt,
+                      "type": (row.get("type") or "").strip()})
+    return items
+
+
+def _parse_file(file: Path) -> list[dict]:
+    return _safe_items(read_rows(file, COLUMNS))
+
+
+def _parse_hub(rows) -> list[dict]:
+    return _safe_items((f"hub row {i}", r) for i, r in enumerate(rows))
+
+
+register(SetSpec(
+    name="xstest", title="XSTest safe prompts", licence="CC-BY-4.0",
+    citation="Röttger, Kirk, Vidgen, Attanasio, Bianchi, Hovy (2024). XSTest: A Test Suite for Identifying "
+             "Exaggerated Safety Behaviours in Large Language Models. NAACL",
+    folder="xstest", text_fields=("instruction",), parse_file=_parse_file, parse_hub=_parse_hub,
+    files=Files(("xstest_prompts.csv",), "expected xstest_prompts.csv (XSTest) there"),
+    hub_id="walledai/XSTest:test", stratify="type"))
