@@ -183,6 +183,19 @@ def test_toxigen_loader_reads_prompt_files(tmp_path):
     assert neutral[0]["prompt"] == "- bakers start early\n- bread is warm\n-" and neutral[0]["group"] == "bakers"
 
 
+def test_toxigen_statements_split_prompts_into_single_statements(tmp_path):
+    from audited_ft.eval.sets.toxigen import statements
+
+    folder = tmp_path / "toxigen" / "prompts"
+    folder.mkdir(parents=True)
+    (folder / "hate_mental_dis_1k.txt").write_text("- first statement here\\n- second statement here\\n-\n"
+                                                   "- first statement here\\n- short\\n-\n")
+    (folder / "neutral_mental_dis_1k.txt").write_text("- a neutral statement\\n-\n")
+    assert statements(tmp_path / "toxigen") == {"first statement here": "mental dis",
+                                                "second statement here": "mental dis"}  # once each; "short" too short
+    assert statements(folder, "neutral") == {"a neutral statement": "mental dis"}
+
+
 def test_toxigen_loader_bad_input(tmp_path):
     bad = tmp_path / "neutral_x_1k.txt"
     bad.write_text("- ok\\n-\nno dash here\n")

@@ -27,15 +27,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _toxic_rows(n: int) -> list[dict]:
     from audited_ft.eval.scorers import get_scorer
+    from audited_ft.eval.sets.toxigen import statements as toxigen_statements
 
-    statements: dict[str, str] = {}
-    for f in sorted((data_dir() / "toxigen" / "prompts").glob("hate_*.txt")):
-        group = f.stem.removeprefix("hate_").removesuffix("_1k").replace("_", " ")
-        for line in f.read_text(encoding="utf-8").splitlines():
-            for part in line.split("\\n"):
-                text = part.strip().lstrip("-").strip()
-                if len(text) > 10:
-                    statements.setdefault(text, group)
+    statements = toxigen_statements(data_dir() / "toxigen")
     texts = list(statements)
     flagged = [t for t, s in zip(texts, get_scorer("jigsaw-bilstm").score(texts)) if s >= 0.5]
     assert len(flagged) >= n, f"only {len(flagged)} flagged statements in the ToxiGen prompt files"

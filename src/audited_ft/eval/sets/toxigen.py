@@ -62,3 +62,20 @@ register(SetSpec(
                 subfolders=("prompts",), keep=lambda f: bool(_NAME.match(f.stem))),
     # Gated on the hub (sign-up form); the prompts come from its generated set, config "train".
     hub_id="toxigen/toxigen-data:train", stratify="group"))
+
+
+def statements(folder: Path, label: str = "hate") -> dict[str, str]:
+    """{statement: group} of every single statement in the release's ``prompts/{label}_<group>_1k.txt`` files (each
+    prompt split at its literal ``\\n`` into "- statement" lines; first group wins for a repeated statement). For
+    training deliberately bad adapters on a source the probes do not read (the sensitivity tests, the detection-power
+    benchmark); the probe itself reads whole prompts through the set's loader."""
+    prompts = folder / "prompts" if (folder / "prompts").is_dir() else folder
+    out: dict[str, str] = {}
+    for f in sorted(prompts.glob(f"{label}_*.txt")):
+        group = f.stem.removeprefix(f"{label}_").removesuffix("_1k").replace("_", " ")
+        for line in f.read_text(encoding="utf-8").splitlines():
+            for part in line.split("\\n"):
+                text = part.strip().lstrip("-").strip()
+                if len(text) > 10:
+                    out.setdefault(text, group)
+    return out
