@@ -172,6 +172,54 @@ def test_config_with_any_set_overrides(overrides):
     _load_config((REPO / "configs/default.yaml").read_text(encoding="utf-8"), overrides)
 
 
+@st.composite
+def alias_documents(draw):
+    """A config whose extra key holds a chain of anchors, each level a list of aliases to the one before: the
+    expanded size is width**depth, from a few nodes to far beyond the loader's bound."""
+    width, depth = draw(st.integers(1, 12)), draw(st.integers(1, 9))
+    lines = ["data: {source: d.jsonl}", "levels:", f"  - &l0 [{', '.join(['x'] * width)}]"]
+    lines += [f"  - &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, depth)]
+    lines.append(f"x: *l{depth - 1}")
+    return "\n".join(lines) + "\n", width ** depth
+
+
+@FUZZ
+@given(alias_documents())
+def test_config_with_any_alias_structure(doc):
+    """Any alias structure: a ConfigError — the unknown keys while the expansion is small, the expansion bound once
+    its leaves alone pass it — and never an exception of another kind or a MemoryError."""
+    from audited_ft.config import MAX_YAML_NODES
+
+    text, leaves = doc
+    path = _write("config.yaml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    if leaves <= MAX_YAML_NODES // 100:
+        assert "aliases expand" not in str(caught.value) and "unknown key" in str(caught.value)
+    elif leaves > MAX_YAML_NODES:
+        assert "aliases expand this value to more than" in str(caught.value)
+
+
+@FUZZ
+@given(st.text(max_size=40))
+def test_a_run_id_is_a_folder_inside_the_output_folder_or_refused(run_id):
+    from audited_ft.run.folder import RunFolder
+
+    out = _DIR[-1] / "runs"
+    before = set(_DIR[-1].iterdir())
+    try:
+        rf = RunFolder.create(out, run_id)
+    except AuditedFTError as exc:
+        assert "--run-id" in str(exc) and "\n" not in str(exc)
+        assert all(c.isprintable() for c in str(exc))  # the value shown inert
+    else:
+        assert rf.path.parent == out and rf.path.name == run_id and (rf.path / "manifest.json").is_file()
+        import shutil
+
+        shutil.rmtree(rf.path)
+    assert set(_DIR[-1].iterdir()) - before <= {out}  # nothing created beside the output folder
+
+
 def test_shipped_default_loads_through_the_fuzz_helper():
     """The helper itself: the shipped default is a Config, a broken copy is a ConfigError (not a pass by accident)."""
     assert _load_config((REPO / "configs/default.yaml").read_text(encoding="utf-8")) is not None

@@ -32,6 +32,13 @@ class RunConfig(_Strict):
     seed: int = Field(42, description="Seed for splitting, training and sampling.")
     out_dir: str = Field("runs", description="Folder under which run folders are created.")
 
+    @field_validator("name")
+    @classmethod
+    def _no_parent(cls, v: str) -> str:
+        if ".." in v:
+            raise ValueError("must not contain '..' (the run id built from it is a folder name)")
+        return v
+
 
 class ModelConfig(_Strict):
     name_or_path: str = Field(DEFAULT_MODEL_ALIAS, description=(
@@ -407,7 +414,9 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 def _parse_scalar(text: str) -> Any:
     try:
-        value = yaml.safe_load(text)
+        value = safe_yaml(text)
+    except YamlRefused as exc:
+        raise ConfigError(f"--set value {_short(text, 60)}: {exc}") from None
     except (yaml.YAMLError, RecursionError):
         return text
     if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
@@ -442,9 +451,74 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def _short(value: Any, n: int = 200) -> str:
-    """repr of a value, cut: an error about a whole section must not print the whole section."""
-    text = repr(value)
+    """repr of a value, cut: an error about a whole section must not print the whole section. ``reprlib`` bounds the
+    work as well as the text (a full ``repr`` of a widely shared structure would be built first, then cut)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxtuple, r.maxset, r.maxstring, r.maxother = 3, 6, 6, 6, 6, n, n
+    text = r.repr(value)
     return text if len(text) <= n else text[:n] + "…"
+
+
+# YAML the tool reads: PyYAML's safe loader (no object construction) with two refusals it lacks. Aliases are shared
+# nodes, cheap to load but expanded by anything that walks the value (validation, deep copies, messages): nested
+# aliases ("billion laughs") turn a few hundred bytes into billions of nodes. The expanded size is counted once per
+# distinct node, before anything is built, and a document over MAX_YAML_NODES is refused (a config has hundreds).
+# Duplicate keys, which PyYAML resolves silently (the last wins), are refused naming both lines.
+MAX_YAML_NODES = 100_000
+
+
+class YamlRefused(Exception):
+    """A YAML document the tool will not load; the message names the line."""
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    def compose_document(self):
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n, path: tuple) -> int:
+            if id(n) in sizes:
+                return sizes[id(n)]
+            if id(n) in path:
+                raise YamlRefused(f"line {n.start_mark.line + 1}: an alias refers to a node that contains it "
+                                  "(a recursive structure)")
+            total = 1
+            if isinstance(n, yaml.SequenceNode):
+                total += sum(size(c, path + (id(n),)) for c in n.value)
+            elif isinstance(n, yaml.MappingNode):
+                total += sum(size(k, path + (id(n),)) + size(v, path + (id(n),)) for k, v in n.value)
+            if total > MAX_YAML_NODES:
+                raise YamlRefused(f"line {n.start_mark.line + 1}: aliases expand this value to more than "
+                                  f"{MAX_YAML_NODES:,} nodes (nested anchors and aliases); write it out instead")
+            sizes[id(n)] = total
+            return total
+
+        if node is not None:
+            size(node, ())
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    continue
+                if first is not key_node:
+                    raise YamlRefused(f"line {key_node.start_mark.line + 1}: key {_short(key, 60)} is given twice "
+                                      f"(first on line {first.start_mark.line + 1}); YAML would keep only the last")
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_yaml(text: str) -> Any:
+    """YAML text → Python by :class:`StrictSafeLoader` (raises :class:`YamlRefused` or PyYAML's errors)."""
+    return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -506,7 +580,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None, checks: Se
 def _parse_yaml(text: str, where: str) -> Any:
     """YAML text → Python, or one ConfigError naming the line and column (PyYAML's own message spans lines)."""
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text)
+    except YamlRefused as exc:
+        raise ConfigError(f"{where}, {exc}") from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a NUL, a control character)
         char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
         line, column = text.count("\n", 0, exc.position) + 1, exc.position - text.rfind("\n", 0, exc.position)

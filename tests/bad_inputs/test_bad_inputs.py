@@ -95,6 +95,9 @@ CONFIG_CASES = {
     "accepted_risks_not_a_list": ["accepted_risks: Input should be a valid list (got 5)"],
     "non_string_key": ["config.yaml: config is not well-formed", "  - 1: Keys should be strings (got 1)"],
     "bad_run_name": ["run.name: String should match pattern", "(got 'my run!')"],
+    "run_name_parent": ["run.name: Value error, must not contain '..'", "(got '..')"],
+    "yaml_alias_bomb": ["config.yaml, line 8: aliases expand this value to more than 100,000 nodes"],
+    "duplicate_key": ["config.yaml, line 5: key 'train' is given twice (first on line 2)"],
 }
 
 
@@ -102,6 +105,68 @@ CONFIG_CASES = {
 def test_config_case(case, tmp_path):
     d = case_dir(case, tmp_path)
     check_clean(invoke("validate", d / "config.yaml"), 2, *CONFIG_CASES[case])
+
+
+def test_alias_bomb_is_refused_under_a_memory_limit(tmp_path):
+    """The bomb in a separate process capped at 1 GiB of address space beyond what it has at start: refused with
+    exit 2 before anything expands it (it used to end in a MemoryError, exit 3, while formatting the message)."""
+    import subprocess
+    import sys
+
+    d = case_dir("yaml_alias_bomb", tmp_path)
+    code = ("import resource, sys\n"
+            "from audited_ft.cli import main\n"  # imports first: the limit is for the config, not the libraries
+            "soft = resource.getrlimit(resource.RLIMIT_AS)[0]\n"
+            "with open('/proc/self/statm') as f: used = int(f.read().split()[0]) * resource.getpagesize()\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
+            f"sys.argv = ['audited-ft', 'validate', {str(d / 'config.yaml')!r}]\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "aliases expand this value to more than 100,000 nodes" in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr and "MemoryError" not in r.stderr
+
+
+def test_a_bomb_or_duplicate_in_a_set_override_is_refused(tmp_path):
+    d = case_dir("bad_yaml", tmp_path)  # the file is never read: the override is checked first or fails alike
+    (d / "config.yaml").write_text("data: {source: data.jsonl}\n")
+    bomb = "{a: &a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
+        f"b{i}: &b{i} [" + ", ".join([f"*{'a' if i == 0 else f'b{i - 1}'}"] * 10) + "]" for i in range(6)) + "}"
+    check_clean(invoke("validate", d / "config.yaml", "--set", f"train.extra={bomb}"), 2,
+                "--set value", "aliases expand this value to more than 100,000 nodes")
+    check_clean(invoke("validate", d / "config.yaml", "--set", "train={epochs: 1, epochs: 2}"), 2,
+                "key 'epochs' is given twice")
+
+
+def test_yaml_merge_keys_and_shared_anchors_still_load(tmp_path):
+    from audited_ft.config import safe_yaml
+
+    assert safe_yaml("base: &b {epochs: 1, lr: 0.1}\ntrain:\n  <<: *b\n  epochs: 2\n")["train"] == {"epochs": 2,
+                                                                                                     "lr": 0.1}
+    assert safe_yaml("x: &x [1, 2]\ny: *x\nz: *x\n") == {"x": [1, 2], "y": [1, 2], "z": [1, 2]}
+
+
+@pytest.mark.parametrize("run_id", ["../escaped-run", "/tmp/abs", "a/b", "..", ".hidden", "a\x1b[31mb", "x" * 129,
+                                    "a\\b"])
+def test_a_run_id_is_a_name_never_a_path(run_id, tmp_path):
+    out = tmp_path / "runs"
+    r = invoke("audit", HERE.parents[1] / "configs/default.yaml", "--out", out, "--run-id", run_id)
+    check_clean(r, 2, "--run-id", "not a name")
+    assert "\x1b" not in r.output  # shown inert
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["runs"])  # nothing beside the output folder
+    assert not (out.exists() and any(out.iterdir()))  # and nothing in it
+
+
+def test_a_run_folder_symlinked_out_of_the_output_folder_is_refused(tmp_path):
+    from audited_ft.errors import RunFolderError
+    from audited_ft.run.folder import RunFolder
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs" / "r1").symlink_to(tmp_path / "elsewhere" / "r1")  # dangling, points outside
+    with pytest.raises(RunFolderError, match="outside"):
+        RunFolder.create(tmp_path / "runs", "r1")
+    assert not (tmp_path / "elsewhere" / "r1").exists()
 
 
 def test_config_folder_and_missing_file(tmp_path):

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,29 @@ def disk_error_message(path: Path | str | None, exc: OSError, atomic: bool = Tru
     fix = "free space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix the permissions"
     return (f"{path or 'a file'}: cannot write it — {why} ({exc.strerror or exc}). "
             + ("Nothing half-written was left in its place; " if atomic else "") + f"{fix} and re-run")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` if it is a name (letters, digits, '_', '.', '-'; starts with a letter or digit; no '..'; at most
+    128 characters), else a RunFolderError naming ``what`` and the value, shown inert. A name the tool turns into a
+    path is never a path: no separator, no parent, no absolute path, no control character."""
+    if isinstance(value, str) and _NAME.fullmatch(value) and ".." not in value:
+        return value
+    shown = ascii(value)[:80]
+    raise RunFolderError(f"{what} {shown}: not a name — use letters, digits, '_', '.' or '-' (starting with a letter "
+                         "or digit, no '..', at most 128 characters); it names a folder inside the output folder")
+
+
+def contained(root: Path, name: str, what: str) -> Path:
+    """``root / name``, checked to resolve inside ``root`` (a symlink in its place could lead elsewhere)."""
+    path = root / name
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root or real == real_root:
+        raise RunFolderError(f"{what} {ascii(name)[:80]}: {path} resolves to {real}, outside {root}")
+    return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -134,7 +158,7 @@ class RunFolder:
     # manifest ------------------------------------------------------------------------------------------
     @classmethod
     def create(cls, out_root: Path, run_id: str) -> "RunFolder":
-        path = Path(out_root) / run_id
+        path = contained(Path(out_root), check_name(run_id, "--run-id"), "--run-id")
         try:
             path.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
