@@ -306,3 +306,12 @@ def test_dataset_section_states_the_data_licence(tmp_path: Path) -> None:
     (run / "config.resolved.yaml").write_text("data: {source: x.jsonl}\n")
     html = render_report(run).read_text(encoding="utf-8")
     assert "not stated in the config (data.licence): check it before shipping" in html
+
+
+def test_a_truncated_findings_list_says_how_many_of_how_many(run_dir: Path) -> None:
+    pii = json.loads((run_dir / "audits/pii.json").read_text())
+    pii["findings_truncated"], pii["findings_kept"] = True, len(pii["findings"])
+    pii["summary"]["findings_total"] = 1702
+    (run_dir / "audits/pii.json").write_text(json.dumps(pii))
+    dataset = _section(render_report(run_dir).read_text(encoding="utf-8"), "Dataset")
+    assert f"the audit kept {len(pii['findings'])} of 1,702 findings" in dataset

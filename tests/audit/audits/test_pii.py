@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -82,7 +83,7 @@ def test_result_never_holds_raw_values(default_outcome):
     for value in RAW:
         assert value not in dumped, value
     excerpt = next(f["excerpt"] for f in default_outcome.result["findings"] if f["entity"] == "EMAIL_ADDRESS")
-    assert "<EMAIL_ADDRESS>" in excerpt and "e-mail me at" in excerpt
+    assert "<EMAIL_ADDRESS>" in excerpt and "x-xxxx xx xx <EMAIL_ADDRESS> xxx xxxx" in excerpt  # context as shape
     hashes = [f["value_hash"] for f in default_outcome.result["findings"]]
     assert all(len(h) == 16 for h in hashes) and len(set(hashes)) == len(hashes)
 
@@ -179,7 +180,7 @@ def test_findings_are_capped(run):
                       for i in range(12)]}
     outcome = run(many, max_findings=5)
     assert len(outcome.result["findings"]) == 5 and outcome.result["findings_truncated"] is True
-    assert outcome.result["summary"]["findings_total"] == 12
+    assert outcome.result["summary"]["findings_total"] == 12 and outcome.result["findings_kept"] == 5
 
 
 def test_masked_excerpt_masks_every_detection_in_the_window():
@@ -190,9 +191,29 @@ def test_masked_excerpt_masks_every_detection_in_the_window():
     phone = (text.index("555"), text.index(" or"))
     name = (text.index("Anna"), text.index(" on"))
     width = email[0] - (name[0] + 2)  # the window starts inside "Anna Berg"
-    out = masked_excerpt(text, *email, "EMAIL_ADDRESS", [(*phone, "PHONE_NUMBER"), (*name, "PERSON")], width=width)
+    out = masked_excerpt(text, *email, "EMAIL_ADDRESS", [(*phone, "PHONE_NUMBER"), (*name, "PERSON")], width=width,
+                         context="text")
     assert out.startswith("…<PERSON> on <PHONE_NUMBER> or write to <EMAIL_ADDRESS> before noon"), out
     assert "555" not in out and "anna@" not in out and "Berg" not in out and "nna" not in out
+    shaped = masked_excerpt(text, *email, "EMAIL_ADDRESS", [(*phone, "PHONE_NUMBER"), (*name, "PERSON")], width=width)
+    assert shaped.startswith("…<PERSON> xx <PHONE_NUMBER> xx xxxxx xx <EMAIL_ADDRESS> xxxxxx xxxx"), shaped
+    assert masked_excerpt(text, *email, "EMAIL_ADDRESS", [], context="none") == "…<EMAIL_ADDRESS>…"
+
+
+def test_undetected_personal_data_beside_a_detection_never_reaches_the_findings(run):
+    """A street address, a member number and a lowercase name that Presidio does not detect, written beside an e-mail
+    address it does: by default the finding's excerpt holds their shape only."""
+    hidden = ["17 Wexcombe Lane", "QZ-4471-K", "wojtek", "Wexcombe", "4471"]
+    text = "#Person1#: Send it to wojtek at 17 Wexcombe Lane, member QZ-4471-K, or mail " + EMAIL + " today."
+    outcome = run({"train": [{"id": "h0", "input": text, "target": "An address is given."}]})
+    found = [f for f in outcome.result["findings"] if f["entity"] == "EMAIL_ADDRESS"]
+    assert found, outcome.result["findings"]
+    dumped = json.dumps(outcome.result)
+    assert not [h for h in hidden if h in dumped]
+    for f in outcome.result["findings"]:  # whatever Presidio did or did not find: labels and shapes only
+        assert re.fullmatch(r"[x9\W_]*", re.sub(r"<[A-Z_]+>", "", f["excerpt"])), f["excerpt"]
+    opted = run({"train": [{"id": "h0", "input": text, "target": "x"}]}, excerpt_context="text")
+    assert any("member" in f["excerpt"] for f in opted.result["findings"])  # the opt-in shows the words as written
 
 
 def test_capped_findings_keep_every_entity_type(run):

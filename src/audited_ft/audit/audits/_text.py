@@ -102,13 +102,33 @@ def merge_spans(spans: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, s
     return [(s, e, lab) for s, e, lab in merged]
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
+
+
+def shape(text: str) -> str:
+    """The shape of ``text``: every letter ``x``, every digit ``9``; spaces and punctuation kept."""
+    return _DIGIT.sub("9", _LETTER.sub("x", text))
+
+
+EXCERPT_CONTEXT = ("shape", "none", "text")
+
+
 def masked_excerpt(text: str, start: int, end: int, label: str, others: Iterable[tuple[int, int, str]],
-                   width: int = 30) -> str:
+                   width: int = 30, context: str = "shape") -> str:
     """``width`` characters either side of ``text[start:end]``, with that span shown as ``<label>``.
 
     Every span in ``others`` (start, end, label) that reaches into the window is masked as ``<its label>`` too, even
     when it only partly overlaps, so the excerpt never shows the value of any detected entity. Newlines become spaces.
+    The context around the masks is shown as its ``shape`` (letters ``x``, digits ``9``: the excerpt says where in
+    the text the value sat and what surrounded it, but cannot carry personal data the detector missed beside it — on a
+    labelled PII benchmark, hundreds of undetected names, addresses and phone numbers sat in plain-text contexts),
+    ``none`` (the label alone), or as written (``text``: an opt-in that publishes whatever was not detected).
     """
+    if context not in EXCERPT_CONTEXT:
+        raise ValueError(f"context must be one of {EXCERPT_CONTEXT}, got {context!r}")
+    if context == "none":
+        width = 0
     lo, hi = max(0, start - width), min(len(text), end + width)
     spans = [(start, end, label)] + [(s, e, lab) for s, e, lab in others if s < hi and e > lo]
     pieces, pos = [], lo
@@ -116,10 +136,10 @@ def masked_excerpt(text: str, start: int, end: int, label: str, others: Iterable
         s, e = max(s, lo), min(e, hi)
         if s < pos:  # fully inside an earlier merged span
             continue
-        pieces.append(text[pos:s])
+        pieces.append(text[pos:s] if context == "text" else shape(text[pos:s]))
         pieces.append(f"<{lab}>")
         pos = e
-    pieces.append(text[pos:hi])
+    pieces.append(text[pos:hi] if context == "text" else shape(text[pos:hi]))
     body = _SPACE.sub(" ", "".join(pieces))
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
 

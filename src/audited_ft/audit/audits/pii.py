@@ -86,6 +86,9 @@ class PiiOptions(AuditOptions):
     batch_size: int = Field(64, ge=1, description="Texts per spaCy batch.")
     max_findings: int = Field(200, ge=0, description="Findings kept in the result file (the counts cover all).")
     excerpt_chars: int = Field(30, ge=0, le=200, description="Context characters either side of a masked excerpt.")
+    excerpt_context: Literal["shape", "none", "text"] = Field("shape", description=(
+        "How the context of a finding is shown: 'shape' (letters as x, digits as 9, punctuation kept), 'none' (the "
+        "entity label alone) or 'text' (as written — publishes any personal data the detector missed beside it)."))
     hash_salt: Optional[str] = Field(None, description="Salt of the findings' value_hash. Default: a random salt per "
                                      "run, never stored, so hashes group identical values within one run only. A "
                                      "fixed salt makes hashes comparable across runs, but whoever knows it can test "
@@ -121,7 +124,8 @@ class PiiAudit(Audit):
     Measures: Presidio detections (spaCy NER for PERSON/LOCATION, checksummed patterns for cards and IBANs, patterns
     with context words for phone numbers, SSNs, IPs, e-mail addresses, passports and driver's licences) in the input
     and target of every row of every split, counted per entity type and split, with the share of rows affected.
-    Findings show a masked excerpt and a salted hash, never the value. Redacted values are replaced by <ENTITY_TYPE>.
+    Findings show a masked excerpt (its context as a shape: letters x, digits 9) and a salted hash, never the value.
+    Redacted values are replaced by <ENTITY_TYPE>.
     Blind spots: the small spaCy model misses many names and places and flags some ordinary words; only English and
     US/IBAN formats are covered (no national IDs of other countries, postal addresses, dates of birth, medical or
     account numbers); PII spelled out ("john at example dot com") or split across rows is not found; quasi-identifiers
@@ -151,6 +155,7 @@ class PiiAudit(Audit):
                   "summary": summary,
                   "findings": _sample(review.findings, opts.max_findings, list(ctx.splits)),
                   "findings_truncated": len(review.findings) > opts.max_findings,
+                  "findings_kept": min(len(review.findings), opts.max_findings),
                   "seconds": round(time.time() - started, 2)}
         log.info("pii: %s (%d findings, %d redactions, %s chars/s)", status, len(review.findings),
                  summary["redactions_applied"], summary["chars_per_second"])
@@ -247,7 +252,8 @@ class _Review:
             self.findings.append({
                 "split": split, "row_id": str(row.get("id", index)), "field": field, "entity": entity,
                 "start": start, "end": end, "score": round(float(score), 3), "policy": policy,
-                "excerpt": masked_excerpt(text, start, end, entity, masks, self.opts.excerpt_chars),
+                "excerpt": masked_excerpt(text, start, end, entity, masks, self.opts.excerpt_chars,
+                                          self.opts.excerpt_context),
                 "value_hash": salted_hash(text[start:end], self.salt), "_index": index})
 
     def redacted_splits(self, splits: dict[str, list[dict]]) -> dict[str, list[dict]] | None:

@@ -101,6 +101,8 @@ def audit_view(audit: dict | None, accepted: bool, *group: str) -> dict | None:
             "description": audit.get("description"), "summary": flatten(audit.get("summary") or {}),
             "group": group, "counts": _group_count(findings, *group), "n_findings": len(findings),
             "truncated": audit.get("findings_truncated"), "examples": examples,
+            "n_total": (audit.get("summary") or {}).get("findings_total")
+            if isinstance(audit.get("summary"), dict) else None,
             "tables": {"pii": _pii_tables, "leakage": _leakage_tables, "content": _content_tables}.get(
                 str(audit.get("name")), lambda _: [])(audit.get("summary") or {})
                 if isinstance(audit.get("summary"), dict) else [],
