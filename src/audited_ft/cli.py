@@ -180,7 +180,13 @@ def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt) -> No
         from audited_ft.eval.probes import PROBES
         from audited_ft.pipeline import load_config
 
+        from audited_ft.pipeline import preflight
+
         cfg = load_config(config, set_)
+        problems = preflight(cfg)
+        if problems:
+            raise ConfigError(f"{config}: the config is well-formed but cannot run, found the following problems:\n"
+                              + "\n".join(f"  - {for_terminal(p)}" for p in problems))
         typer.echo(f"{config}: OK — model {for_terminal(cfg.model.name_or_path)}, "
                    f"audits {', '.join(AUDITS.enabled(cfg.audits)) or 'none'}, "
                    f"probes {', '.join(PROBES.enabled(cfg.probes)) or 'none'}, {len(cfg.gates)} gate(s)")

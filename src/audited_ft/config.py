@@ -286,6 +286,8 @@ class Gate(_Strict):
             return self
         if self.min is None and self.max is None:
             raise ValueError("a gate needs 'min' or 'max' (a threshold), or 'margin' (a risk gate on a difference)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min:g}) is above 'max' ({self.max:g}): no value could pass this gate")
         return self
 
     @property
@@ -550,9 +552,51 @@ def _field_hint(e: dict, model: type[BaseModel] = None) -> str:
 Check = Callable[[dict], list[str]]  # raw config mapping -> problems, one line each
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config or gates file is a few kilobytes; anything this size is not one
+
+
+def path_problem(path: Path, want: str = "file", max_bytes: int | None = None) -> str | None:
+    """Why ``path`` cannot be used as a ``want`` ("file" or "folder") — a symlink loop, a dangling link, a FIFO,
+    socket or device, the other kind of entry, unreadable, too large — or None when it can. Checked with ``stat``
+    before anything is opened: opening a FIFO would block until someone writes to it."""
+    import errno
+    import stat as st
+
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop (it resolves to itself)"
+        if os.path.lexists(path):
+            if os.path.islink(path):
+                return f"is a symbolic link to {os.readlink(path)}, which does not exist (a dangling link)"
+            return f"cannot be read ({exc.strerror or exc})"
+        return None if exc.errno == errno.ENOENT else f"cannot be read ({exc.strerror or exc})"
+    mode = info.st_mode
+    kinds = {st.S_ISFIFO: "a named pipe (FIFO)", st.S_ISSOCK: "a socket", st.S_ISCHR: "a character device",
+             st.S_ISBLK: "a block device"}
+    for test, name in kinds.items():
+        if test(mode):
+            return f"is {name}, not a regular {want}; {want}s are read whole, so it is refused rather than waited on"
+    if want == "file" and st.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if want == "folder" and not st.S_ISDIR(mode):
+        return "is a file, not a folder"
+    if not os.access(path, os.R_OK | (os.X_OK if want == "folder" else 0)):
+        return "cannot be read (permission denied)"
+    if max_bytes is not None and want == "file" and info.st_size > max_bytes:
+        return f"is {info.st_size:,} bytes, too large to be what is expected here (at most {max_bytes:,})"
+    return None
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None, checks: Sequence[Check] = ()) -> Config:
     """Load and validate a config file, raising one ConfigError that lists every problem (``checks`` add theirs)."""
     path = Path(path)
+    problem = path_problem(path, "file", MAX_CONFIG_BYTES)
+    if problem == "is a folder, not a file":
+        raise ConfigError(f"{path}: is a folder, not a config file")
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -601,6 +645,9 @@ def load_gates_file(path: str | Path, checks: Sequence[Check] = ()) -> dict:
     """A separate gates file (``--gates FILE``): a YAML list of gates, or a mapping with ``gates:`` and optionally
     ``regression:``. Returns the raw sections, checked, ready to use as config overrides."""
     path = Path(path)
+    problem = path_problem(path, "file", MAX_CONFIG_BYTES)
+    if problem:
+        raise ConfigError(f"--gates {path}: {problem}")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

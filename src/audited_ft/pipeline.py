@@ -51,6 +51,70 @@ def load_gates_file(path: str | Path) -> dict:
     return _config.load_gates_file(path, checks=config_checks())
 
 
+def preflight(cfg: Config) -> list[str]:
+    """What ``validate`` checks beyond the config's form, without loading a model or reading data in full: each data
+    file is there and readable (a regular file: not a folder, FIFO, loop or dangling link), '{data_dir}' resolves to a
+    folder when a probe names it, and the PII audit's entity names are ones Presidio knows. One line per problem."""
+    import json as _json
+
+    from audited_ft.config import path_problem
+    from audited_ft.data.records import _is_file_source
+
+    problems = []
+    d = cfg.data
+    for key in ("source", "train", "validation", "test"):
+        value = getattr(d, key)
+        if not value or not _is_file_source(value):
+            continue
+        path = Path(cfg.resolve_path(value))
+        problem = path_problem(path, "file") or (None if path.exists() else "data file not found")
+        if problem:
+            problems.append(f"data.{key} = {value!r}: {problem}")
+    probes_text = _json.dumps(cfg.model_dump(mode="json").get("probes") or {})
+    if "{data_dir}" in probes_text:
+        where = cfg.data_dir()
+        problem = path_problem(where, "folder") or (None if where.exists() else "does not exist")
+        if problem:
+            problems.append(f"data.data_dir ({where}), named by a probe's '{{data_dir}}': {problem} (set data.data_dir "
+                            "or AFT_DATA_DIR)")
+    from audited_ft.audit.audits import AUDITS
+
+    if "pii" in AUDITS.enabled(cfg.audits):
+        problems += _pii_entity_problems(AUDITS.get("pii").Options(**((cfg.audits or {}).get("pii") or {})))
+    return problems
+
+
+def _pii_entity_problems(pii) -> list[str]:
+    from audited_ft.audit.audits.pii import NER_ENTITIES
+
+    try:
+        from presidio_analyzer import RecognizerRegistry
+    except ImportError:
+        return []  # the audit itself says presidio is missing
+    import logging
+
+    quiet = logging.getLogger("presidio-analyzer")
+    level, quiet.level = quiet.level, logging.ERROR  # it warns about every recognizer of another language
+    try:
+        registry = RecognizerRegistry()
+        registry.load_predefined_recognizers(languages=["en"])
+    finally:
+        quiet.setLevel(level)
+    known = set(registry.get_supported_entities(["en"])) | set(NER_ENTITIES)
+    opts = pii
+    return [f"audits.pii.{where}: unknown entity type {e!r}{_near(e, known)}" for where, keys in
+            (("entities", opts.entities), ("policy", opts.policy), ("min_score", opts.min_score))
+            for e in keys if e not in known]
+
+
+def _near(name: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5) or [k for k in sorted(known)
+                                                                               if name in k.split("_")]
+    return f" (did you mean {close[0]!r}?)" if close else f" (Presidio knows: {', '.join(sorted(known))})"
+
+
 # ----------------------------------------------------------------------------------------------- run folder set-up
 def start_run(config_path: str | Path, overrides: list[str] | None = None, out: str | None = None,
               run_id: str | None = None, accept: list[str] | None = None,

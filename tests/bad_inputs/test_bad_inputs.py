@@ -202,6 +202,7 @@ def test_bad_set_override(override, fragments, tmp_path):
 def test_an_exponent_override_is_a_number_and_inf_stays_text(tmp_path):
     """`--set` parses YAML; YAML 1.1 reads "2e-4" as text, so that form (and only that form) is made a number."""
     d = case_dir("bad_override", tmp_path)
+    write_jsonl(d / "data.jsonl", make_tiny_rows())  # validate checks that the data file is there
     check_clean(invoke("validate", d / "config.yaml", "--set", "train.learning_rate=2e-4",
                        "--set", "model.name_or_path=inf"), 0, "OK — model inf")
 
@@ -489,4 +490,57 @@ def test_config_with_a_control_character(tmp_path):
 
 def test_empty_config_completed_by_set_is_fine(tmp_path):
     (tmp_path / "c.yaml").write_text("")
+    write_jsonl(tmp_path / "d.jsonl", make_tiny_rows())
     check_clean(invoke("validate", tmp_path / "c.yaml", "--set", "data.source=d.jsonl"), 0, "c.yaml: OK")
+
+
+# ----------------------------------------------------------------------------------------------- filesystem oddities
+def _odd_paths(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """name → (path, fragment of the message): entries that exist but are not regular readable files."""
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)
+    dangling = tmp_path / "dangling.yaml"
+    dangling.symlink_to(tmp_path / "gone.yaml")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * 1_000_001)
+    return {"loop": (loop, "is a symbolic link loop"), "dangling": (dangling, "(a dangling link)"),
+            "fifo": (fifo, "is a named pipe (FIFO), not a regular file"),
+            "device": (Path("/dev/null"), "is a character device, not a regular file"),
+            "big": (big, "is 1,000,001 bytes, too large")}
+
+
+def test_config_paths_that_are_not_regular_files_are_named_not_opened(tmp_path):
+    for name, (path, fragment) in _odd_paths(tmp_path).items():
+        check_clean(invoke("validate", path), 2, f"{path}: ", fragment)
+        check_clean(invoke("gate", SAMPLE_RUN, "--gates", path), 2, "--gates", fragment)
+
+
+def test_data_paths_that_are_not_regular_files_are_named_not_opened(tmp_path):
+    odd = _odd_paths(tmp_path)
+    for name in ("loop", "dangling", "fifo"):
+        path, fragment = odd[name]
+        config = tmp_path / f"{name}-config.yaml"
+        config.write_text(f"data: {{source: {path}}}\n")
+        check_clean(invoke("validate", config), 2, f"data.source = '{path}'", fragment)  # before any run folder
+        out = tmp_path / f"runs-{name}"
+        check_clean(invoke("audit", config, "--out", out), 2, f"data.source = '{path}'", fragment)
+        (run,) = list(out.iterdir())  # the run folder records the failed stage; nothing outside it
+        check_manifest(run, "data", fragment)
+        no_temp_files(out)
+
+
+def test_validate_finds_what_the_run_would_fail_on(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("data: {source: nope.jsonl}\n"
+                      "audits: {pii: {entities: [SSN, PERSON], policy: {CREDITCARD: fail}}}\n"
+                      "probes: {crows_pairs: {data: '{data_dir}/crows_pairs'}}\n")
+    out = check_clean(invoke("validate", config, "--set", f"data.data_dir={tmp_path / 'no-such-dir'}"), 2,
+                      "well-formed but cannot run")
+    assert "data.source = 'nope.jsonl': data file not found" in out
+    assert "audits.pii.entities: unknown entity type 'SSN' (did you mean 'US_SSN'?)" in out
+    assert "audits.pii.policy: unknown entity type 'CREDITCARD' (did you mean 'CREDIT_CARD'?)" in out
+    assert f"data.data_dir ({tmp_path / 'no-such-dir'}), named by a probe's '{{data_dir}}': does not exist" in out
+    config.write_text("data: {source: embedded}\ngates: [{metric: rouge.rougeL.adapter, min: 0.5, max: 0.2}]\n")
+    check_clean(invoke("validate", config), 2, "gates.0: Value error, 'min' (0.5) is above 'max' (0.2)")

@@ -55,8 +55,13 @@ def load_records(source: str, field: str | None = None) -> list[dict]:
             path = Path(source).expanduser()
         except RuntimeError:  # "~user/..." for an unknown user
             raise DataError(f"{where}: cannot expand '~' in this path (no such user)") from None
-        if path.is_dir():
+        from audited_ft.config import path_problem
+
+        problem = path_problem(path, "file")
+        if problem == "is a folder, not a file" or path.is_dir():
             raise DataError(f"{where}: is a folder, not a data file; give a .jsonl, .json, .csv or .parquet file")
+        if problem:
+            raise DataError(f"{where}: {problem}")
         if not path.is_file():
             raise DataError(f"{where}: data file not found")
         return _load_file(path)
