@@ -485,7 +485,11 @@ def unsafe_calls(source: str, filename: str) -> list[str]:
         elif name in ("eval", "exec") or name in {f"{m}.{f}" for m in ("pickle", "marshal", "dill", "joblib",
                                                                        "cloudpickle") for f in ("load", "loads")}:
             bad = True
-        elif name in ("yaml.load", "yaml.unsafe_load", "yaml.full_load", "yaml.load_all", "yaml.unsafe_load_all"):
+        elif name in ("yaml.load", "yaml.load_all"):  # safe only with a safe loader named (the tool's strict one)
+            loader = keywords.get("Loader", node.args[1] if len(node.args) > 1 else None)
+            bad = getattr(loader, "id", getattr(loader, "attr", None)) not in ("SafeLoader", "CSafeLoader",
+                                                                               "StrictSafeLoader")
+        elif name in ("yaml.unsafe_load", "yaml.full_load", "yaml.unsafe_load_all", "yaml.full_load_all"):
             bad = True
         for key, unsafe in (("trust_remote_code", True), ("use_safetensors", False)):
             value = keywords.get(key)
@@ -499,10 +503,12 @@ def unsafe_calls(source: str, filename: str) -> list[str]:
 def test_source_tree_has_no_unsafe_deserialisation_or_code_execution() -> None:
     sample = ("import torch, pickle, yaml\ntorch.load(f)\ntorch.load(f, weights_only=False)\npickle.loads(b)\n"
               "yaml.load(s)\neval(s)\nexec(s)\nM.from_pretrained(p, trust_remote_code=True)\n"
-              "torch.load(f, weights_only=True)\nyaml.safe_load(s)\nmodel.eval()\n")
+              "yaml.load(s, Loader=yaml.Loader)\nyaml.full_load(s)\n"
+              "torch.load(f, weights_only=True)\nyaml.safe_load(s)\nmodel.eval()\n"
+              "yaml.load(s, Loader=StrictSafeLoader)\nyaml.load(s, Loader=yaml.CSafeLoader)\n")
     assert [f.split(": ")[1] for f in unsafe_calls(sample, "sample.py")] == [
         "torch.load", "torch.load", "pickle.loads", "yaml.load", "eval", "exec",
-        "M.from_pretrained(trust_remote_code=True)"]  # the scan sees what it must (and not the safe forms)
+        "M.from_pretrained(trust_remote_code=True)", "yaml.load", "yaml.full_load"]  # and not the safe forms
     found = [f for path in sorted((REPO / "src/audited_ft").rglob("*.py"))
              for f in unsafe_calls(path.read_text(encoding="utf-8"),
                                    path.relative_to(REPO / "src/audited_ft").as_posix())]
