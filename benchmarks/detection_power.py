@@ -175,6 +175,11 @@ def evaluate(work: Path, name: str, own: Path, extras: dict[str, Path], base_ove
         for probe, opts in LARGER.items():
             overrides.append(f"probes.{probe}={json.dumps(opts)}")
     folder = work / "eval" / f"{name}-{sizes}"
+    if (folder / "eval" / "metrics.json").is_file():  # a finished evaluation of these same adapters is reused
+        run = RunView(folder)
+        if set(extras) | {"base", "adapter"} <= set((run.manifest.get("eval") or {}).get("variants") or []):
+            log.info("reusing the evaluation in %s", folder)
+            return run.metrics, run.interval_notes
     shutil.rmtree(folder, ignore_errors=True)
     cfg, rf = start_run(REPO / "configs/default.yaml", overrides, out=str(folder.parent), run_id=folder.name)
     shutil.copytree(own.parent.parent / "data", rf.path / "data", dirs_exist_ok=True)  # test split for rouge

@@ -58,13 +58,13 @@ def preflight(cfg: Config) -> list[str]:
     import json as _json
 
     from audited_ft.config import path_problem
-    from audited_ft.data.records import _is_file_source
+    from audited_ft.data.records import is_file_source
 
     problems = []
     d = cfg.data
     for key in ("source", "train", "validation", "test"):
         value = getattr(d, key)
-        if not value or not _is_file_source(value):
+        if not value or not is_file_source(value):
             continue
         path = Path(cfg.resolve_path(value))
         problem = path_problem(path, "file") or (None if path.exists() else "data file not found")

@@ -41,7 +41,7 @@ class CleanStats:
 
 
 # ----------------------------------------------------------------------------------------------- loading
-def _is_file_source(source: str) -> bool:
+def is_file_source(source: str) -> bool:
     return Path(source).exists() or source.endswith(_FILE_SUFFIXES) or source.startswith((".", "/", "~"))
 
 
@@ -49,7 +49,7 @@ def load_records(source: str, field: str | None = None) -> list[dict]:
     """Records from a JSONL / JSON / CSV / Parquet file (optionally gzipped), or a hub id ``org/name[:split]``.
 
     ``field`` (e.g. "data.source") names the config key the source came from, for the messages."""
-    if _is_file_source(source):
+    if is_file_source(source):
         where = f"data.{field} = {source!r}" if field else source
         try:
             path = Path(source).expanduser()
