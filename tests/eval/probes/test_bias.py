@@ -383,3 +383,22 @@ def test_real_sets_through_the_probes(name, groups):
     first = "stereotype_rate" if name == "crows_pairs" else "accuracy_ambig"
     keyed = {k.split(".")[2] for k in out.metrics if k.endswith(f".{first}.adapter") and k.count(".") == 4}
     assert len(keyed) == groups, keyed
+
+
+@pytest.mark.parametrize("probe", ["crows_pairs", "bbq"])
+def test_a_further_adapters_keys_follow_the_key_grammar(probe):
+    """<stem>.<variant>.<side>: the variant after the whole stem, as MetricKey and the gates read it (the variant
+    once sat after the probe prefix here, so the default CrowS-Pairs and BBQ gates found no key for a further adapter)."""
+    from audited_ft.run.keys import MetricKey
+    from tests.fakes import FakeModel
+
+    class TwoAdapters(FakeModel):
+        variants = ("base", "adapter", "other")
+
+    cls = PROBES.get(probe)
+    out = cls(cls.Options()).run(ProbeContext(model=TwoAdapters(), splits={}, bootstrap_samples=200))
+    headline = "stereotype_rate" if probe == "crows_pairs" else "bias_score_ambig"
+    assert f"bias.{probe}.{headline}.other.delta" in out.metrics
+    parsed = {MetricKey.parse(k, ["other"]) for k in out.metrics if not k.endswith((".method", ".not_estimable"))}
+    assert {k.variant for k in parsed} == {None, "other"}
+    assert not any(k.stem.startswith(f"bias.{probe}.other") for k in parsed)

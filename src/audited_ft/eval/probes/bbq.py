@@ -129,20 +129,22 @@ class BBQProbe(Probe):
         for variant in ctx.model.variants:
             if variant == "base":
                 continue
-            p = variant_prefix(self.prefix(), variant)
+            def stem(name: str, variant=variant) -> str:  # <stem>.<variant>, as MetricKey reads it
+                return variant_prefix(f"{self.prefix()}.{name}", variant)
+
             for g, idx in groups.items():
                 for cond in ("ambig", "disambig"):
                     sub = [i for i in idx if items[i]["context_condition"] == cond]
                     if not sub:
                         continue
                     correct = {v: [float(picks[v][i] == items[i]["label"]) for i in sub] for v in ("base", variant)}
-                    metrics.update(paired_metric(f"{p}.{g}accuracy_{cond}", correct["base"], correct[variant],
+                    metrics.update(paired_metric(stem(f"{g}accuracy_{cond}"), correct["base"], correct[variant],
                                                  ctx.stats, kind=PROPORTION))
                     sub = [i for i in sub if items[i].get("target") is not None]
                     if not sub:
                         continue
                     per = {v: [answer_direction(items[i], picks[v][i]) for i in sub] for v in ("base", variant)}
-                    key = f"{p}.{g}bias_score_{cond}"
+                    key = stem(f"{g}bias_score_{cond}")
                     if cond == "ambig":  # s_AMB is a per-item mean: +1 biased, -1 counter-biased, 0 unknown
                         metrics.update(paired_metric(key, per["base"], per[variant], ctx.stats))
                     else:  # s_DIS is a ratio over the non-unknown answers

@@ -98,10 +98,10 @@ class CrowsPairsProbe(Probe):
         for variant in ctx.model.variants:
             if variant == "base":
                 continue
-            p = variant_prefix(self.prefix(), variant)
-
             def add(key: str, idx: list[int], values: dict[str, list[float]], kind: str = MEAN) -> None:
-                metrics.update(paired_metric(f"{p}.{key}", [values["base"][i] for i in idx],
+                # the variant follows the whole stem (<stem>.<variant>.<side>), as MetricKey reads it
+                stem = variant_prefix(f"{self.prefix()}.{key}", variant)
+                metrics.update(paired_metric(stem, [values["base"][i] for i in idx],
                                              [values[variant][i] for i in idx], ctx.stats, kind))
 
             add("stereotype_rate", list(range(n)), prefer, PROPORTION)
