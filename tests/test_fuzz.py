@@ -220,6 +220,25 @@ def test_a_run_id_is_a_folder_inside_the_output_folder_or_refused(run_id):
     assert set(_DIR[-1].iterdir()) - before <= {out}  # nothing created beside the output folder
 
 
+@FUZZ
+@given(st.lists(st.one_of(st.sampled_from(["..", ".", "", "/", "audits", "a..b", "~", "\0"]), st.text(max_size=8)),
+                max_size=5))
+def test_a_path_named_inside_a_run_folder_stays_inside_or_is_refused(parts):
+    import os
+
+    from audited_ft.run.folder import inside
+
+    rel = "/".join(parts)
+    root = _DIR[-1] / "run"
+    try:
+        path = inside(root, rel)
+    except AuditedFTError as exc:
+        assert "not a path inside the run folder" in str(exc) and all(c.isprintable() for c in str(exc))
+    else:
+        resolved = os.path.normpath(path)
+        assert os.path.commonpath([str(root), resolved]) == str(root)
+
+
 def test_shipped_default_loads_through_the_fuzz_helper():
     """The helper itself: the shipped default is a Config, a broken copy is a ConfigError (not a pass by accident)."""
     assert _load_config((REPO / "configs/default.yaml").read_text(encoding="utf-8")) is not None

@@ -529,3 +529,69 @@ def test_trust_remote_code_is_off_by_default_recorded_when_on_and_reported(tmp_p
                                 "Dependence on proprietary technologies")
         assert (label in dependencies) is value
         assert ("trust_remote_code is on (model.trust_remote_code in the config)" in dependencies) is value
+
+
+# Joins onto a run folder (or the output folder, or the evaluation cache) whose right-hand side is not a literal: each
+# is vetted here with the reason it cannot come from a user's string. A new one fails the test until it is vetted or
+# goes through the containment checks (run.folder.check_name / contained / inside).
+_ROOTS = {"rf", "rf.path", "self.path", "run.path", "run_dir", "out", "out_root", "root", "self.cache_dir", "work"}
+_VETTED_JOINS = {
+    ("audit/stage.py", "rf / f'audits/{name}.json'"): "name: an enabled audit, from the audits registry",
+    ("audit/stage.py", "rf / f'data/{split}.jsonl'"): "split: one of data.SPLITS",
+    ("data/stage.py", "rf / f'data/{split}.jsonl'"): "split: one of data.SPLITS",
+    ("eval/stage.py", "rf / f'eval/generations/{stem}.jsonl'"): "stem: a registered probe's metric stem",
+    ("eval/model.py", "self.cache_dir / f'{method}-{variant}-{key[:20]}.json'"):
+        "variant: 'base', 'adapter' or an --adapter name (check_extra_adapters: [a-z][a-z0-9_-]{0,39}); key: a hash",
+    ("audit/spacy_build.py", "root / f'{m}.pyx'"): "m: one of the module's MODULES",
+    ("audit/spacy_build.py", "root / f'{m}{suffix}'"): "m: one of MODULES; suffix: the interpreter's",
+    ("report/review.py", "run.path / rel"): "rel: one of GENERATIONS",
+    ("report/review.py", "rf / rel"): "rel: one of GENERATIONS or data/test.jsonl",
+    ("report/review.py", "run.path / src['path']"): "src: run.sources() of the module's constant names",
+    ("run/folder.py", "root / name"): "contained(): the containment check itself",
+    ("run/folder.py", "root / rel"): "inside(): checked on the lines above",
+}
+
+
+def unvetted_joins(source: str, filename: str) -> list[str]:
+    """``ROOT / x`` where ROOT names a run, output or cache folder and ``x`` is neither a string literal nor an
+    upper-case constant (``KEY``, ``GENERATIONS[0]``), and the join is not in ``_VETTED_JOINS``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)):
+            continue
+        left, right = ast.unparse(node.left), node.right
+        if left not in _ROOTS:
+            continue
+        literal = isinstance(right, ast.Constant) and isinstance(right.value, str)
+        constant = isinstance(right, (ast.Name, ast.Subscript)) and ast.unparse(right).split("[")[0].isupper()
+        text = f"{left} / {ast.unparse(right)}"
+        if not (literal or constant) and (filename, text) not in _VETTED_JOINS:
+            found.append(f"{filename}:{node.lineno}: {text}")
+    return found
+
+
+def test_run_folder_paths_are_never_built_from_an_unchecked_name() -> None:
+    sample = ("rf / 'audits/pii.json'\nrf / KEY\nrun.path / GENERATIONS[0]\nrf / f'eval/{user_name}.json'\n"
+              "out_root / run_id\nself.path / rel\nother / name\n")
+    assert [f.split(": ", 1)[1] for f in unvetted_joins(sample, "sample.py")] == [
+        "rf / f'eval/{user_name}.json'", "out_root / run_id", "self.path / rel"]  # and not literals, constants
+    found = [f for path in sorted((REPO / "src/audited_ft").rglob("*.py"))
+             for f in unvetted_joins(path.read_text(encoding="utf-8"),
+                                     path.relative_to(REPO / "src/audited_ft").as_posix())]
+    assert found == [], "join onto a run folder from a name: check it (run.folder.inside / contained) or vet it"
+
+
+def test_inside_refuses_paths_that_leave_the_run_folder(tmp_path: Path) -> None:
+    from audited_ft.errors import RunFolderError
+    from audited_ft.run.folder import RunFolder, inside
+    from audited_ft.run.view import RunView
+
+    assert inside(tmp_path, "audits/pii.json") == tmp_path / "audits/pii.json"
+    for rel in ("../x.json", "/etc/passwd", "a/../../b", "", "a\0b"):
+        with pytest.raises(RunFolderError, match="not a path inside the run folder"):
+            inside(tmp_path, rel)
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(RunFolderError):
+        RunView(tmp_path).load("../outside.json")
+    with pytest.raises(RunFolderError):
+        RunFolder(tmp_path) / "../outside"

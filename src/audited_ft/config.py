@@ -556,9 +556,10 @@ MAX_CONFIG_BYTES = 1_000_000  # a config or gates file is a few kilobytes; anyth
 
 
 def path_problem(path: Path, want: str = "file", max_bytes: int | None = None) -> str | None:
-    """Why ``path`` cannot be used as a ``want`` ("file" or "folder") — a symlink loop, a dangling link, a FIFO,
-    socket or device, the other kind of entry, unreadable, too large — or None when it can. Checked with ``stat``
-    before anything is opened: opening a FIFO would block until someone writes to it."""
+    """Why ``path`` cannot be used as a ``want`` ("file", "folder" or "entry": either) — a symlink loop, a dangling
+    link, a FIFO, socket or device, the other kind of entry, unreadable, too large — or None when it can (a path that
+    does not exist is None: the caller says what missing means there). Checked with ``stat`` before anything is
+    opened: opening a FIFO would block until someone writes to it."""
     import errno
     import stat as st
 
@@ -577,12 +578,15 @@ def path_problem(path: Path, want: str = "file", max_bytes: int | None = None) -
              st.S_ISBLK: "a block device"}
     for test, name in kinds.items():
         if test(mode):
-            return f"is {name}, not a regular {want}; {want}s are read whole, so it is refused rather than waited on"
+            if want == "folder":
+                return f"is {name}, not a folder"
+            return (f"is {name}, not a regular {'file' if want == 'entry' else want}; files are read whole, so it "
+                    "is refused rather than waited on")
     if want == "file" and st.S_ISDIR(mode):
         return "is a folder, not a file"
     if want == "folder" and not st.S_ISDIR(mode):
         return "is a file, not a folder"
-    if not os.access(path, os.R_OK | (os.X_OK if want == "folder" else 0)):
+    if not os.access(path, os.R_OK | (os.X_OK if st.S_ISDIR(mode) else 0)):
         return "cannot be read (permission denied)"
     if max_bytes is not None and want == "file" and info.st_size > max_bytes:
         return f"is {info.st_size:,} bytes, too large to be what is expected here (at most {max_bytes:,})"

@@ -77,10 +77,36 @@ def preflight(cfg: Config) -> list[str]:
         if problem:
             problems.append(f"data.data_dir ({where}), named by a probe's '{{data_dir}}': {problem} (set data.data_dir "
                             "or AFT_DATA_DIR)")
+    problems += _probe_set_path_problems(cfg)
     from audited_ft.audit.audits import AUDITS
 
     if "pii" in AUDITS.enabled(cfg.audits):
         problems += _pii_entity_problems(AUDITS.get("pii").Options(**((cfg.audits or {}).get("pii") or {})))
+    return problems
+
+
+def _probe_set_path_problems(cfg: Config) -> list[str]:
+    """Local paths that probes read their sets from ('data' and 'benign_data', a path or a mapping of them) that are
+    missing or not usable entries; hub ids ('org/name') and 'embedded' are left to the probe."""
+    from audited_ft.config import path_problem
+
+    problems = []
+    root_ok = cfg.data_dir().is_dir()  # else preflight has said so once, for every probe that names it
+    for probe, opts in (cfg.model_dump(mode="json").get("probes") or {}).items():
+        if not isinstance(opts, dict) or opts.get("enabled") is False:
+            continue
+        for key in ("data", "benign_data"):
+            value = opts.get(key)
+            for sub, raw in (value.items() if isinstance(value, dict) else [(None, value)]):
+                if not isinstance(raw, str) or not raw.startswith(("{data_dir}", "/", ".", "~")):
+                    continue
+                if raw.startswith("{data_dir}") and not root_ok:
+                    continue
+                path = Path(raw.replace("{data_dir}", str(cfg.data_dir()))).expanduser()
+                problem = path_problem(path, "entry") or (None if path.exists() else "does not exist")
+                if problem:
+                    where = f"probes.{probe}.{key}" + (f".{sub}" if sub else "")
+                    problems.append(f"{where} = {raw!r} ({path}): {problem}")
     return problems
 
 

@@ -117,3 +117,71 @@ def test_the_scan_would_see_a_leak(setup, tmp_path):
     leaks = _leaks(_folder_texts(tmp_path / "w"))
     assert leaks and all("maria.lopez" in item for item in leaks)
     assert any(item.startswith("data/") for item in leaks)
+
+
+# Personal data the default recognizers do not find (no street-address or account-number recognizer), written right
+# beside an e-mail address they do find: an excerpt of the e-mail finding would carry it if it showed the context.
+# (Checked below: should a better recognizer find one of them, pick another value the audit misses.)
+UNDETECTED = ["flat 9, 22 mill lane", "QZ-88213-TK"]
+
+
+def _split_files(tmp: Path) -> dict[str, Path]:
+    rows = make_tiny_rows()
+    for i in range(0, 24, 4):  # training rows only: the test split is shown in the report as the data it is
+        rows[i]["dialogue"] += (f" #Person1#: Write to {SEEDED['EMAIL_ADDRESS']} at {UNDETECTED[0]}, "
+                                f"account {UNDETECTED[1]}.")
+    parts = {"train": rows[:24], "validation": rows[24:32], "test": rows[32:]}
+    files = {}
+    for split, part in parts.items():
+        files[split] = tmp / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r) + "\n" for r in part))
+    return files
+
+
+def _run_with_undetected(setup, tmp_path: Path, context: str):
+    import os
+    import subprocess
+    import sys
+
+    cfg, _ = setup
+    files = _split_files(tmp_path)
+    sets = ["data.source=null", *(f"data.{s}={p}" for s, p in files.items()), "audits.pii.enabled=true",
+            "audits.pii.workers=1", "audits.pii.policy.EMAIL_ADDRESS=warn", f"audits.pii.excerpt_context={context}"]
+    args = [sys.executable, "-m", "audited_ft", "run", str(cfg), "--out", str(tmp_path / "runs"), "--run-id", "u"]
+    for s in sets:
+        args += ["--set", s]
+    env = {**os.environ, "AFT_DEBUG": "1"}  # debug-level log lines too
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    return tmp_path / "runs" / "u", done.stdout + done.stderr
+
+
+def _holding(texts: dict[str, str]) -> set[str]:
+    return {where for where, text in texts.items() if any(v in text for v in UNDETECTED)}
+
+
+def test_undetected_personal_data_beside_a_finding_is_in_no_artefact_log_or_terminal_line(setup, tmp_path):
+    run, terminal = _run_with_undetected(setup, tmp_path, "shape")
+    pii = json.loads((run / "audits/pii.json").read_text())
+    emails = [f for f in pii["findings"] if f["entity"] == "EMAIL_ADDRESS"]
+    assert len(emails) == 6  # the detectable neighbour was found in every planted row ...
+    train = [json.loads(line) for line in (run / "data/train.jsonl").read_text().splitlines()]
+    for f in pii["findings"]:  # ... and the planted values were not (else this test proves nothing)
+        row = next(r for r in train if r["id"] == f["row_id"]) if f["split"] == "train" else None
+        text = (row or {}).get("input" if f["field"] == "input" else "target", "")
+        for value in UNDETECTED:
+            at = text.find(value)
+            assert at < 0 or f["end"] <= at or f["start"] >= at + len(value), \
+                f"the audit now finds {value!r} ({f['entity']}): plant a value it misses"
+    assert any("9" in f["excerpt"] and "x" in f["excerpt"] for f in emails)  # the context is there, as a shape
+    holders = _holding({**_folder_texts(run), "terminal and log": terminal})
+    # the training data itself (as handed in) is the only place: nothing derived from it repeats the value
+    assert holders == {"data/train.jsonl"}, holders
+
+
+def test_the_same_scan_sees_undetected_data_when_excerpts_show_text(setup, tmp_path):
+    """Control: with excerpt_context 'text' (the opt-in that says it publishes what the detector missed), the scan
+    finds the planted values in pii.json and the report — so the test above can fail."""
+    run, _ = _run_with_undetected(setup, tmp_path, "text")
+    holders = _holding(_folder_texts(run))
+    assert {"audits/pii.json", "report.html", "data/train.jsonl"} <= holders, holders

@@ -544,3 +544,51 @@ def test_validate_finds_what_the_run_would_fail_on(tmp_path):
     assert f"data.data_dir ({tmp_path / 'no-such-dir'}), named by a probe's '{{data_dir}}': does not exist" in out
     config.write_text("data: {source: embedded}\ngates: [{metric: rouge.rougeL.adapter, min: 0.5, max: 0.2}]\n")
     check_clean(invoke("validate", config), 2, "gates.0: Value error, 'min' (0.5) is above 'max' (0.2)")
+
+
+def test_output_folders_that_are_not_folders_are_named_before_anything_is_written(tmp_path):
+    odd = _odd_paths(tmp_path)
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    cases = {**{n: odd[n] for n in ("loop", "dangling", "fifo")}, "file": (afile, "is a file, not a folder")}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for name, (path, fragment) in cases.items():
+        fragment = fragment.replace("not a regular file", "not a folder").split(";")[0]
+        r = invoke("audit", HERE.parents[1] / "configs/default.yaml", "--out", path, "--run-id", "r1")
+        check_clean(r, 2, f"--out {path}: ", fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing made, nothing followed
+
+
+def test_run_and_adapter_folders_that_are_not_folders_are_named(run_copy, tmp_path):
+    odd = _odd_paths(tmp_path)
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    cases = {**{n: odd[n] for n in ("loop", "dangling", "fifo")}, "file": (afile, "is a file, not a folder")}
+    for name, (path, fragment) in cases.items():
+        fragment = fragment.replace("not a regular file", "not a folder").split(";")[0]
+        check_clean(invoke("eval", path), 2, f"{path}: ", fragment, "not a run folder")
+        check_clean(invoke("eval", run_copy, "--adapter", f"other={path}"), 2, f"--adapter other={path}: ", fragment)
+    assert json.loads((run_copy / "manifest.json").read_text())["status"] == "passed"  # checked before it is touched
+    fifo_manifest = tmp_path / "fifo-run"
+    fifo_manifest.mkdir()
+    os.mkfifo(fifo_manifest / "manifest.json")  # opening it would block: refused, not read
+    check_clean(invoke("eval", fifo_manifest), 2, "manifest.json: is a named pipe (FIFO)")
+
+
+def test_probe_set_paths_are_checked_by_validate_and_by_the_loader(tmp_path):
+    from audited_ft.errors import DataError
+    from audited_ft.eval.sets import load_probe_set
+
+    odd = _odd_paths(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data: {{source: embedded}}\nprobes:\n  crows_pairs: {{data: '{odd['fifo'][0]}'}}\n"
+                      f"  toxicity: {{data: {{rtp: '{odd['loop'][0]}'}}}}\n"
+                      "  bbq: {data: '{data_dir}/no-such-set'}\n")
+    out = check_clean(invoke("validate", config, "--set", f"data.data_dir={tmp_path}"), 2, "cannot run")
+    assert f"probes.crows_pairs.data = '{odd['fifo'][0]}'" in out and "is a named pipe (FIFO)" in out
+    assert f"probes.toxicity.data.rtp = '{odd['loop'][0]}'" in out and "is a symbolic link loop" in out
+    assert f"probes.bbq.data = '{{data_dir}}/no-such-set' ({tmp_path / 'no-such-set'}): does not exist" in out
+    for name in ("loop", "dangling", "fifo"):
+        path, fragment = odd[name]
+        with pytest.raises(DataError, match=fragment.split(",")[0].replace("(", r"\(").replace(")", r"\)")):
+            load_probe_set("crows_pairs", str(path), None)

@@ -115,6 +115,11 @@ def check_extra_adapters(extra: dict[str, Path] | None, run_adapter: Path | None
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name) or name in ("base", "adapter", "default"):
             raise ConfigError(f"--adapter {name}=...: an adapter name is lower-case letters, digits, '_' or '-' "
                               f"(starting with a letter), and not 'base', 'adapter' or 'default'")
+        from audited_ft.config import path_problem
+
+        problem = path_problem(Path(path), "folder") or path_problem(Path(path) / "adapter_config.json", "file")
+        if problem:
+            raise ConfigError(f"--adapter {name}={path}: {problem}")
         if not (Path(path) / "adapter_config.json").is_file():
             raise ConfigError(f"--adapter {name}={path}: no adapter_config.json there — not a PEFT adapter folder "
                               "(a run folder's adapter is RUN/train/adapter)")

@@ -68,6 +68,15 @@ def contained(root: Path, name: str, what: str) -> Path:
     return path
 
 
+def inside(root: Path, rel: str) -> Path:
+    """``root / rel`` for a path the tool names inside a run folder (``audits/pii.json``): relative, no '..' part,
+    no NUL. A RunFolderError otherwise, so a name that reached a path by mistake cannot lead out of the folder."""
+    rel = os.fspath(rel)
+    if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts or "\0" in rel:
+        raise RunFolderError(f"{ascii(rel)[:80]}: not a path inside the run folder {root}")
+    return root / rel
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
@@ -145,7 +154,7 @@ class RunFolder:
 
     # paths ---------------------------------------------------------------------------------------------
     def __truediv__(self, rel: str) -> Path:
-        return self.path / rel
+        return inside(self.path, rel)
 
     @property
     def manifest_path(self) -> Path:
@@ -158,6 +167,11 @@ class RunFolder:
     # manifest ------------------------------------------------------------------------------------------
     @classmethod
     def create(cls, out_root: Path, run_id: str) -> "RunFolder":
+        from audited_ft.config import path_problem
+
+        problem = path_problem(Path(out_root), "folder")
+        if problem:
+            raise RunFolderError(f"--out {out_root}: {problem}; the output folder holds one folder per run")
         path = contained(Path(out_root), check_name(run_id, "--run-id"), "--run-id")
         try:
             path.mkdir(parents=True, exist_ok=False)
@@ -170,7 +184,13 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: Path | str) -> "RunFolder":
+        from audited_ft.config import path_problem
+
         rf = cls(path)
+        for where, want in ((rf.path, "folder"), (rf.manifest_path, "file")):
+            problem = path_problem(where, want)
+            if problem:
+                raise RunFolderError(f"{where}: {problem} — not a run folder")
         if not rf.manifest_path.is_file():
             raise RunFolderError(f"{rf.path}: not a run folder (no manifest.json)")
         return rf
@@ -195,7 +215,7 @@ class RunFolder:
         """Hash files (or every file under folders) into the manifest's ``artefacts`` table."""
         table = {}
         for rel in rel_paths:
-            p = self.path / rel
+            p = inside(self.path, rel)
             files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else []
             for f in files:
                 table[str(f.relative_to(self.path))] = sha256_file(f)
@@ -262,7 +282,7 @@ class RunFolder:
             os.close(fd)  # closing the descriptor releases the lock
 
     def require(self, rel: str, stage: str) -> Path:
-        p = self.path / rel
+        p = inside(self.path, rel)
         if not p.exists():
             raise RunFolderError(f"{p}: missing — run the '{stage}' stage first (audited-ft {stage} {self.path})")
         return p

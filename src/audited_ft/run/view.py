@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from audited_ft.errors import RunFolderError
-from audited_ft.run.folder import read_json, read_jsonl
+from audited_ft.run.folder import inside, read_json, read_jsonl
 from audited_ft.textsafe import clip
 
 MANIFEST = "manifest.json"
@@ -43,7 +43,7 @@ class RunView:
 
     # files ---------------------------------------------------------------------------------------------------------
     def exists(self, rel: str) -> bool:
-        return (self.path / rel).exists()
+        return inside(self.path, rel).exists()
 
     def load(self, rel: str) -> Any:
         """The parsed file (``.json``, ``.jsonl``, ``.yaml``; other files as text), or ``None`` when it is absent or
@@ -56,7 +56,7 @@ class RunView:
         return value
 
     def _parse(self, rel: str) -> Any:
-        path = self.path / rel
+        path = inside(self.path, rel)
         if not path.is_file():
             return None
         if rel.endswith((".json", ".jsonl")):
@@ -76,7 +76,7 @@ class RunView:
 
     def text(self, rel: str) -> Optional[str]:
         """The file as text (undecodable bytes replaced), or ``None`` when absent: for showing a file as it is."""
-        path = self.path / rel
+        path = inside(self.path, rel)
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
 
     def mapping(self, rel: str) -> Optional[dict]:
@@ -84,7 +84,7 @@ class RunView:
         value = self.load(rel)
         if value is None or isinstance(value, dict):
             return value
-        self.misshapen[rel] = f"{self.path / rel}: expected a mapping, found {type(value).__name__}"
+        self.misshapen[rel] = f"{inside(self.path, rel)}: expected a mapping, found {type(value).__name__}"
         return None
 
     def require(self, rel: str, stage: str) -> Any:
@@ -93,7 +93,7 @@ class RunView:
         if value is None:
             if rel in self.unreadable:
                 raise RunFolderError(self.unreadable[rel])
-            raise RunFolderError(f"{self.path / rel}: missing — run the '{stage}' stage first "
+            raise RunFolderError(f"{inside(self.path, rel)}: missing — run the '{stage}' stage first "
                                  f"(audited-ft {stage} {self.path})")
         return value
 

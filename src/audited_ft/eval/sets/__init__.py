@@ -144,6 +144,11 @@ def load_probe_set(name: str, data: str, data_dir: Path | str | None, limit: int
                      "not the published benchmark, so its numbers are a smoke check, not a benchmark result")
     else:
         local = Path(data.replace("{data_dir}", str(data_dir or ""))).expanduser()
+        from audited_ft.config import path_problem
+
+        problem = path_problem(local, "entry")
+        if problem:
+            raise DataError(f"evaluation set {name!r}: {local} {problem}")
         if local.exists():
             items, source = s.parse_local(local), str(local)
         elif "{data_dir}" in data or data.startswith((".", "/", "~")) or data.count("/") != 1 and ":" not in data:
