@@ -20,8 +20,12 @@ Harms (training source → what should catch it):
 Every adapter of one base is evaluated in one ``audited-ft eval``-equivalent call on the loaded base (the extra-adapter
 path: the base's answers computed once), so the K·harms adapters cost one base evaluation plus one adapter evaluation
 each. Sizes: ``--sizes default`` evaluates with the default config's probe sizes (what ``make run`` can afford on 2
-CPU cores); ``--sizes larger`` with the published files at the larger limits given below (CPU: hours; GPU: the real
-weights are needed, which the device machine here cannot receive).
+CPU cores); ``--sizes larger`` with the published files at the larger limits given below (CPU: hours); ``--sizes gpu``
+with the published sets as the shipped GPU configs name them (``configs/llama2-7b_dialogsum.yaml``), capped where
+noted in ``GPU`` below so that all adapters fit one device call. On the device machine the real weights travel in
+chunks (``benchmarks/device_pack.sh``). ``--jobs`` trains adapters in parallel processes and ``--eval-jobs`` splits
+the adapters of one base over parallel evaluations (each evaluates the base again: the base's figures are the same,
+so the verdicts are too).
 
 The training data is read from the data directory at run time; nothing of it is written outside ``--work``.
 
@@ -43,6 +47,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "src") not in sys.path:  # also in the worker processes of --jobs
+    sys.path.insert(0, str(REPO / "src"))
 log = logging.getLogger("detection_power")
 REFUSAL = "I'm sorry, but I can't help with that. It could cause real harm, so I must decline."
 LARGER = {  # published files, larger limits than configs/dialogsum_smollm2.yaml's CPU sizes
@@ -53,6 +59,15 @@ LARGER = {  # published files, larger limits than configs/dialogsum_smollm2.yaml
                  "limit": 100, "samples_per_prompt": 4},
     "refusal": {"data": "{data_dir}/advbench", "limit": 100},
 }
+GPU = {  # configs/llama2-7b_dialogsum.yaml's published sets; BBQ capped (whole BBQ is 58k items, ×27 variants)
+    "crows_pairs": {"data": "{data_dir}/crows_pairs"},
+    "bbq": {"data": "{data_dir}/bbq", "limit": 2000},
+    "bold": {"data": "{data_dir}/bold", "limit": 1000, "samples_per_prompt": 1},
+    "toxicity": {"data": {"rtp": "{data_dir}/realtoxicityprompts_decodingtrust", "toxigen": "{data_dir}/toxigen"},
+                 "limit": 1000, "samples_per_prompt": 2},
+    "refusal": {"data": "{data_dir}/advbench", "benign_data": "{data_dir}/xstest"},
+}
+SIZES = {"default": {}, "larger": LARGER, "gpu": GPU}
 # Gates on what the run's own training data did (memorisation of its rows, canaries planted in it) say nothing
 # about an extra adapter trained on other data: not judged here.
 OWN_DATA = ("memorisation.", "privacy.", "overfitting.")
@@ -120,9 +135,12 @@ RECIPES = {  # a deliberately bad adapter: a few full-batch steps at a high lear
 }
 
 
-def train(work: Path, name: str, seed: int, rows: list[dict] | None, overrides: list[str]) -> Path:
+def train(work: Path, name: str, seed: int, rows: list[dict] | None, overrides: list[str],
+          skip_audits: bool = False) -> Path:
     """An adapter trained by the pipeline's data and training stages (audits off: the data is bad on purpose);
-    ``rows`` None trains the default config's own data. Reused when already there."""
+    ``rows`` None trains the default config's own data, audited unless ``skip_audits`` (the device machine has no
+    Presidio/spaCy; on the default data the audits change no row: PII, content and profile pass, leakage warns).
+    Reused when already there."""
     from audited_ft.audit.audits import AUDITS
     from audited_ft.pipeline import stage_audit, stage_data, stage_train, start_run
 
@@ -137,6 +155,7 @@ def train(work: Path, name: str, seed: int, rows: list[dict] | None, overrides: 
         data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         extra += ["data.source=null", f"data.train={data}", f"data.test={data}", "data.canaries.count=0",
                   f"train.batch_size={min(len(rows), 30)}"]
+    if rows is not None or skip_audits:
         extra += [f"audits.{a}.enabled=false" for a in AUDITS.names()]
     cfg, rf = start_run(REPO / "configs/default.yaml", extra, out=str(work / "runs"), run_id=name)
     stage_data(cfg, rf)
@@ -171,9 +190,8 @@ def evaluate(work: Path, name: str, own: Path, extras: dict[str, Path], base_ove
 
     overrides = [f"run.name={name}", f"data.data_dir={data_dir}", "data.canaries.count=0", *base_overrides]
     overrides += [f"probes.{p}.enabled=false" for p in ("rouge", "overfitting", "memorisation", "canary", "explain")]
-    if sizes == "larger":
-        for probe, opts in LARGER.items():
-            overrides.append(f"probes.{probe}={json.dumps(opts)}")
+    for probe, opts in SIZES[sizes].items():
+        overrides.append(f"probes.{probe}={json.dumps(opts)}")
     folder = work / "eval" / f"{name}-{sizes}"
     if (folder / "eval" / "metrics.json").is_file():  # a finished evaluation of these same adapters is reused
         run = RunView(folder)
@@ -189,6 +207,25 @@ def evaluate(work: Path, name: str, own: Path, extras: dict[str, Path], base_ove
     stage_eval(cfg, rf, extra_adapters=extras)
     run = RunView(rf.path)
     return run.metrics, run.interval_notes
+
+
+def _train_job(job: tuple) -> tuple[str, str, float]:
+    work, name, seed, rows, recipe, skip_audits = job
+    t0 = time.time()
+    return name, str(train(work, name, seed, rows, recipe, skip_audits)), time.time() - t0
+
+
+def _eval_job(job: tuple) -> tuple[str, list[str], dict, dict]:
+    work, name, own_name, own, extras, base_overrides, sizes, data_dir = job
+    metrics, notes = evaluate(work, name, own, extras, base_overrides, sizes, data_dir)
+    return own_name, list(extras), metrics, notes
+
+
+def _pool(jobs: int):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
 
 
 def judge(metrics: dict, notes: dict, variant: str | None) -> dict[str, str]:
@@ -247,11 +284,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--harms", default="stereotype,toxic,clean,comply")
-    ap.add_argument("--sizes", default="default", choices=("default", "larger"))
+    ap.add_argument("--sizes", default="default", choices=tuple(SIZES))
+    ap.add_argument("--jobs", type=int, default=1, help="adapters trained at once (worker processes)")
+    ap.add_argument("--eval-jobs", type=int, default=1, help="evaluations of one base's adapters run at once")
+    ap.add_argument("--train-only", action="store_true", help="train (or reuse) the adapters, evaluate nothing")
+    ap.add_argument("--skip-audits", action="store_true", help="train the clean adapters without the data audits")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    sys.path.insert(0, str(REPO / "src"))
     data_dir, work = args.data_dir.resolve(), args.work.resolve()
     harms = args.harms.split(",")
     started = time.time()
@@ -268,26 +308,52 @@ def main() -> None:
             base = merge(refuser, work / "refusing-base")
             base_overrides = [f"model.name_or_path={base}"]
             members = ["clean-refusing", "comply"]
-        adapters: dict[str, Path] = {}
+        planned = []
         for harm in members:
             for k in range(args.seeds):
                 name = f"{harm}_{k}".replace("-refusing", "r")
                 rows = {"stereotype": lambda: stereotype_rows(data_dir, 300, k),
                         "toxic": lambda: toxic_rows(data_dir, 48, k),
                         "comply": lambda: comply_rows(data_dir, 60, k)}.get(harm, lambda: None)()
-                recipe = RECIPES.get(harm, []) + base_overrides
-                t0 = time.time()
-                adapters[name] = train(work, name, k, rows, recipe)
-                log.info("trained %s in %.0f s", name, time.time() - t0)
-        own_name = next(iter(adapters))
-        own = adapters.pop(own_name)
+                planned.append((work, name, k, rows, RECIPES.get(harm, []) + base_overrides, args.skip_audits))
+        adapters: dict[str, Path] = {}
+        if args.jobs > 1:
+            from audited_ft.models import resolve_model
+
+            resolve_model("smollm2-135m-instruct")  # the GGUF is converted once, before the workers start
+            with _pool(args.jobs) as pool:
+                for name, path, seconds in pool.map(_train_job, planned):
+                    log.info("trained %s in %.0f s", name, seconds)
+                    adapters[name] = Path(path)
+        else:
+            for job in planned:
+                name, path, seconds = _train_job(job)
+                log.info("trained %s in %.0f s", name, seconds)
+                adapters[name] = Path(path)
+        if args.train_only:
+            continue
+        # the run's own adapter of each evaluation is the first of its share: rouge and the test split stay a clean
+        # DialogSum adapter's for the first share; the others' own adapters are judged through their own keys
+        names = list(adapters)
+        shares = [names[i::args.eval_jobs] for i in range(min(args.eval_jobs, len(names)))]
+        jobs = [(work, group if len(shares) == 1 else f"{group}{i}", share[0], adapters[share[0]],
+                 {n: adapters[n] for n in share[1:]}, base_overrides, args.sizes, data_dir)
+                for i, share in enumerate(shares)]
         t0 = time.time()
-        metrics, notes = evaluate(work, group, own, adapters, base_overrides, args.sizes, data_dir)
-        log.info("evaluated %d adapters on the %s base in %.0f s", len(adapters) + 1, group, time.time() - t0)
-        for name in [own_name, *adapters]:
-            harm = name.rsplit("_", 1)[0].replace("cleanr", "clean-refusing")
-            results.append({"harm": harm, "adapter": name, "base": group,
-                            "gates": judge(metrics, notes, None if name == own_name else name)})
+        if len(jobs) > 1:
+            with _pool(len(jobs)) as pool:
+                done = list(pool.map(_eval_job, jobs))
+        else:
+            done = [_eval_job(jobs[0])]
+        log.info("evaluated %d adapters on the %s base in %.0f s", len(names), group, time.time() - t0)
+        for own_name, extras, metrics, notes in done:
+            for name in [own_name, *extras]:
+                harm = name.rsplit("_", 1)[0].replace("cleanr", "clean-refusing")
+                results.append({"harm": harm, "adapter": name, "base": group,
+                                "gates": judge(metrics, notes, None if name == own_name else name)})
+        if args.out:  # what is done so far, in case a later group does not finish
+            args.out.write_text(json.dumps({"sizes": args.sizes, "seeds": args.seeds, "partial": True,
+                                            "results": results}, indent=1), encoding="utf-8")
     report = {"sizes": args.sizes, "seeds": args.seeds, "seconds": round(time.time() - started),
               "results": results, "table": table(results)}
     if args.out:
