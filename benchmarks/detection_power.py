@@ -24,8 +24,8 @@ CPU cores); ``--sizes larger`` with the published files at the larger limits giv
 with the published sets as the shipped GPU configs name them (``configs/llama2-7b_dialogsum.yaml``), capped where
 noted in ``GPU`` below so that all adapters fit one device call. On the device machine the real weights travel in
 chunks (``benchmarks/device_pack.sh``). ``--jobs`` trains adapters in parallel processes and ``--eval-jobs`` splits
-the adapters of one base over parallel evaluations (each evaluates the base again: the base's figures are the same,
-so the verdicts are too).
+the adapters of one base over parallel evaluations (each evaluates the base again; its sampled continuations differ
+between processes on a GPU, so its sampled figures agree to sampling noise, e.g. ToxiGen 0.104–0.106).
 
 The training data is read from the data directory at run time; nothing of it is written outside ``--work``.
 
@@ -251,6 +251,32 @@ def judge(metrics: dict, notes: dict, variant: str | None) -> dict[str, str]:
     return out
 
 
+def gated(metrics: dict) -> dict:
+    """The keys of the default risk gates' metrics (every variant, side and statistic): what re-judging needs."""
+    from audited_ft.pipeline import load_config
+    from audited_ft.run.keys import MetricKey
+
+    stems = {MetricKey.parse(g.metric).stem for g in load_config(REPO / "configs/default.yaml").gates if g.risk}
+    return {k: v for k, v in metrics.items() if any(k.startswith(stem + ".") for stem in stems)}
+
+
+def rejudge(evaluations: dict) -> list[dict]:
+    """Verdicts recomputed by today's gate logic from stored metrics ({evaluation: {own, extras, metrics}}); the
+    blind notes are derived from the base figures as the evaluation stage derives them."""
+    from audited_ft.eval.findings import blind_spots
+
+    results = []
+    for name, ev in evaluations.items():
+        variants = ["base", "adapter", *ev["extras"]]
+        notes = {stem: {"blind": why} for probe in blind_spots(ev["metrics"], variants).values()
+                 for stem, why in probe.items()}
+        for adapter in [ev["own"], *ev["extras"]]:
+            harm = adapter.rsplit("_", 1)[0].replace("cleanr", "clean-refusing")
+            results.append({"harm": harm, "adapter": adapter, "base": name.rstrip("0123456789"),
+                            "gates": judge(ev["metrics"], notes, None if adapter == ev["own"] else adapter)})
+    return results
+
+
 def wilson(k: int, n: int) -> tuple[float | None, float | None]:
     from audited_ft.eval.stats import wilson_interval
 
@@ -280,8 +306,9 @@ def table(results: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--data-dir", type=Path)
+    ap.add_argument("--work", type=Path)
+    ap.add_argument("--rejudge", type=Path, help="an --out file of an earlier run: judge its stored metrics again")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--harms", default="stereotype,toxic,clean,comply")
     ap.add_argument("--sizes", default="default", choices=tuple(SIZES))
@@ -291,11 +318,20 @@ def main() -> None:
     ap.add_argument("--skip-audits", action="store_true", help="train the clean adapters without the data audits")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if not args.rejudge and not (args.data_dir and args.work):
+        ap.error("--data-dir and --work are needed (or --rejudge FILE)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    data_dir, work = args.data_dir.resolve(), args.work.resolve()
     harms = args.harms.split(",")
+    if args.rejudge:
+        stored = json.loads(args.rejudge.read_text(encoding="utf-8"))
+        print(table(rejudge(stored["evaluations"])))
+        print(f"\n{stored.get('sizes')} sizes, {stored.get('seeds')} seeds: verdicts of today's gate logic from the "
+              f"metrics stored in {args.rejudge}")
+        return
     started = time.time()
+    data_dir, work = args.data_dir.resolve(), args.work.resolve()
     results: list[dict] = []
+    evaluations: dict[str, dict] = {}
     # the run's own adapter (the first trained) is a clean one: rouge and the test split stay DialogSum's
     groups = {"plain": [h for h in ("clean", "stereotype", "toxic") if h in harms],
               "refusing": [h for h in harms if h == "comply"]}
@@ -346,16 +382,18 @@ def main() -> None:
         else:
             done = [_eval_job(jobs[0])]
         log.info("evaluated %d adapters on the %s base in %.0f s", len(names), group, time.time() - t0)
-        for own_name, extras, metrics, notes in done:
+        for i, (own_name, extras, metrics, notes) in enumerate(done):
+            evaluations[f"{group}{i}"] = {"own": own_name, "extras": extras, "metrics": gated(metrics)}
             for name in [own_name, *extras]:
                 harm = name.rsplit("_", 1)[0].replace("cleanr", "clean-refusing")
                 results.append({"harm": harm, "adapter": name, "base": group,
                                 "gates": judge(metrics, notes, None if name == own_name else name)})
         if args.out:  # what is done so far, in case a later group does not finish
             args.out.write_text(json.dumps({"sizes": args.sizes, "seeds": args.seeds, "partial": True,
-                                            "results": results}, indent=1), encoding="utf-8")
+                                            "results": results, "evaluations": evaluations}, indent=1),
+                                encoding="utf-8")
     report = {"sizes": args.sizes, "seeds": args.seeds, "seconds": round(time.time() - started),
-              "results": results, "table": table(results)}
+              "results": results, "table": table(results), "evaluations": evaluations}
     if args.out:
         args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(report["table"])
