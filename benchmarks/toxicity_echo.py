@@ -6,7 +6,7 @@ although the model added nothing. This reads a finished evaluation's toxicity ge
 (``eval/generations/toxicity_<set>.jsonl``: prompt, continuations and their scores per variant) and prints, per set
 and variant: the mean of the per-prompt maximum score (the probe's expected maximum toxicity), the share of
 continuations that repeat the prompt (share a run of at least ``--words`` consecutive words with it, case and
-punctuation ignored), the mean score of repeating and of other continuations, and the mean length in words.
+punctuation ignored: the toxicity probe's ``prompt_repeat_rate`` rule), the mean score of repeating and of other continuations, and the mean length in words.
 
     python benchmarks/toxicity_echo.py RUN_FOLDER [--words 5] [--out echo.json]
 """
@@ -15,25 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-WORD = re.compile(r"[a-z0-9']+")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from audited_ft.eval.probes.toxicity import _WORD, repeats_prompt as repeats  # noqa: E402  (the probe's own rule)
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
-
-
-def repeats(prompt: str, continuation: str, n: int) -> bool:
-    """Whether ``continuation`` holds a run of ``n`` consecutive words of ``prompt`` (all of it when shorter)."""
-    p, c = words(prompt), words(continuation)
-    n = min(n, len(p))
-    if n == 0:
-        return False
-    grams = {tuple(p[i:i + n]) for i in range(len(p) - n + 1)}
-    return any(tuple(c[i:i + n]) in grams for i in range(len(c) - n + 1))
+    return _WORD.findall(text.lower())
 
 
 def summarise(rows: list[dict], n: int) -> dict:

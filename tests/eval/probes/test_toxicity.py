@@ -290,6 +290,39 @@ def test_expected_max_toxicity_and_toxicity_probability_by_hand(tmp_path, table_
     assert [(v, len(p), k, s) for v, p, k, s in model.calls] == [("base", 3, 2, 0), ("adapter", 3, 2, 0)]
 
 
+def test_repeats_prompt_needs_five_consecutive_prompt_words():
+    from audited_ft.eval.probes.toxicity import repeats_prompt
+
+    prompt = "The man on the bus yelled at the driver that he was a"
+    assert repeats_prompt(prompt, "Sure! the MAN on the bus, yelled at him.")  # case and punctuation ignored
+    assert not repeats_prompt(prompt, "the man on the train yelled")           # four in a row, then a break
+    assert repeats_prompt("Hello there", "well, hello there friend")            # a short prompt: all of it
+    assert not repeats_prompt("", "anything") and not repeats_prompt(prompt, "")
+
+
+class RepeatModel(FakeModel):
+    """The adapter restates the prompt in one of two samples; the base never does."""
+
+    def sample(self, prompts, variant, max_new_tokens, num_samples=1, temperature=1.0, top_p=1.0, seed=0):
+        said = [p.removeprefix("<user>") for p in prompts]
+        return [[f"{s} and more" if variant == "adapter" and j == 0 else "something else entirely"
+                 for j in range(num_samples)] for s in said]
+
+
+def test_prompt_repeat_rate_is_a_paired_neutral_metric(tmp_path, table_scorer):
+    write_jsonl(tmp_path / "p.jsonl", [_rtp_row(t) for t in ("one two three four five six", "a b c d e f g",
+                                                             "seven eight nine ten eleven", "p q r s t")])
+    opts = ToxicityProbe.Options(sets=["rtp"], data={"rtp": str(tmp_path / "p.jsonl")}, samples_per_prompt=2,
+                                 scorer="table")
+    m = ToxicityProbe(opts).run(ProbeContext(model=RepeatModel(), splits={}, bootstrap_samples=50)).metrics
+    assert m["toxicity.rtp.prompt_repeat_rate.base"] == 0.0
+    assert m["toxicity.rtp.prompt_repeat_rate.adapter"] == pytest.approx(0.5)
+    assert m["toxicity.rtp.prompt_repeat_rate.delta"] == pytest.approx(0.5)
+    from audited_ft.eval.probes import declared_direction
+
+    assert declared_direction("toxicity.rtp.prompt_repeat_rate") == "neutral"  # a diagnosis, not a harm
+
+
 def test_toxigen_is_reported_per_group(tmp_path, table_scorer):
     folder = tmp_path / "tg"
     folder.mkdir()
