@@ -162,6 +162,15 @@ class PiiAudit(Audit):
         return AuditOutcome(result=result, splits=redacted)
 
 
+def detect(opts: PiiOptions, texts: list[str], workers: Optional[int] = None) -> list[list[tuple]]:
+    """What the audit with ``opts`` finds in each text, as ``[(entity, start, end, score)]``: the same scan and the
+    same filters (speaker tags, allow-list, minimum scores) as a run, without findings, policies or redaction — for
+    measuring the audit's recall and precision on labelled text (``benchmarks/pii_quality.py``)."""
+    scanner = _scanner(opts.model, opts.entities, opts.batch_size)
+    review = _Review(opts, scanner)
+    return [review.filter(text, raw)[1] for text, raw in zip(texts, scan_texts(scanner, texts, workers=workers))]
+
+
 def _sample(findings: list[dict], cap: int, split_order: list[str]) -> list[dict]:
     """At most ``cap`` findings, shared out evenly over (policy, entity type), so that 20,000 warned names do not
     crowd out the few e-mail addresses; blocking findings first, then in data order."""
@@ -225,7 +234,10 @@ class _Review:
     def policy(self, entity: str) -> str:
         return self.opts.policy.get(entity, self.opts.default_policy)
 
-    def add(self, split: str, index: int, row: dict, field: str, text: str, results: list[tuple]) -> None:
+    def filter(self, text: str, results: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+        """(masks, kept): every detection not made of speaker tags nor allow-listed is masked in excerpts, even one
+        below its threshold (it may still be personal data); those at or above their entity's minimum score are
+        kept as findings. What is dropped is counted in ``ignored``."""
         tags = tag_words(text, self.tag_re) if results else []
         masks, kept = [], []
         for entity, start, end, score in results:
@@ -236,12 +248,15 @@ class _Review:
             if text[span[0]:span[1]].strip().casefold() in self.allow:
                 self.ignored["allow_list"] += 1
                 continue
-            # Every detection is masked in excerpts, even one below its threshold: it may still be personal data.
             masks.append((*span, entity))
             if score >= self.min_score(entity):
                 kept.append((entity, *span, score))
             else:
                 self.ignored["below_min_score"] += 1
+        return masks, kept
+
+    def add(self, split: str, index: int, row: dict, field: str, text: str, results: list[tuple]) -> None:
+        masks, kept = self.filter(text, results)
         for entity, start, end, score in kept:
             policy = self.policy(entity)
             self.by_policy[policy] += 1
