@@ -1,7 +1,9 @@
 """The ``pii`` audit: Presidio over every ``input`` and ``target``, with a per-entity policy (fail, redact or warn).
 
-The scan gives exactly what the stock ``AnalyzerEngine.analyze`` gives text by text (``benchmarks/pii_scan.py``
-checks this on DialogSum), only faster:
+Recognizers (``engine``): ``extended`` (default) adds card, IBAN and more-region phone recognizers to Presidio's own
+(``audit.audits.recognizers``; recall and precision per entity measured by ``benchmarks/pii_quality.py``);
+``presidio-stock`` runs Presidio's alone. Either way the scan gives exactly what ``AnalyzerEngine.analyze`` with
+those recognizers gives text by text (``benchmarks/pii_scan.py`` checks this on DialogSum), only faster:
 
 * texts go through spaCy in batches (``nlp.pipe``), and identical texts are scanned once;
 * spaCy's tagger, attribute ruler and lemmatizer are skipped: Presidio needs only entities and sentence boundaries
@@ -57,6 +59,7 @@ DEFAULT_MIN_SCORE = {"PHONE_NUMBER": 0.4, "US_PASSPORT": 0.4, "US_DRIVER_LICENSE
 DEFAULT_POLICY: dict[str, Policy] = {e: "redact" for e in DEFAULT_ENTITIES if e not in NER_ENTITIES}
 DEFAULT_POLICY.update(PERSON="warn", LOCATION="warn")
 _SEVERITY = {"fail": 0, "warn": 1, "redact": 2}
+_STRUCTURED = ("CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "EMAIL_ADDRESS")
 
 
 class PiiOptions(AuditOptions):
@@ -67,6 +70,13 @@ class PiiOptions(AuditOptions):
                        "pattern-only engine and warns that names and places are not covered.")
     entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1,
                                 description="Presidio entity types to look for.")
+    engine: Literal["extended", "presidio-stock"] = Field("extended", description=(
+        "Recognizers: 'extended' adds this project's card (12-19 digits, network prefix, Luhn), IBAN (any country, "
+        "ISO 13616 length and mod 97) and more-region phone recognizers to Presidio's (audit.audits.recognizers; "
+        "measured in benchmarks/pii_quality.py), 'presidio-stock' runs Presidio's own alone (its exact findings)."))
+    phone_regions: list[str] = Field(default_factory=list, description=(
+        "Regions whose phone-number formats the extended engine knows (ISO 3166 codes, libphonenumber); empty: "
+        "25 regions of Europe, the Americas, India, Australia, Israel and South Africa."))
     min_score: dict[str, float] = Field(
         default_factory=dict, validate_default=True,
         description="Per-entity minimum Presidio score for a finding (0-1), merged over the defaults "
@@ -126,9 +136,10 @@ class PiiAudit(Audit):
     and target of every row of every split, counted per entity type and split, with the share of rows affected.
     Findings show a masked excerpt (its context as a shape: letters x, digits 9) and a salted hash, never the value.
     Redacted values are replaced by <ENTITY_TYPE>.
-    Blind spots: the small spaCy model misses many names and places and flags some ordinary words; only English and
-    US/IBAN formats are covered (no national IDs of other countries, postal addresses, dates of birth, medical or
-    account numbers); PII spelled out ("john at example dot com") or split across rows is not found; quasi-identifiers
+    Blind spots: the small spaCy model misses many names and places (measured on the project's labelled benchmark:
+    about 3 in 10) and flags some ordinary words; cards, IBANs of any country and phone numbers of 25 regions are
+    covered (extended engine), but no national IDs of other countries, street addresses, dates of birth, medical or
+    account numbers; PII spelled out ("john at example dot com") or split across rows is not found; quasi-identifiers
     (a rare job plus a town) cannot be seen by a per-span detector. A pass means "nothing found", not "no PII".
     """
 
@@ -138,7 +149,7 @@ class PiiAudit(Audit):
         started = time.time()
         opts: PiiOptions = self.options
         texts = _collect_texts(ctx.splits)
-        scanner = _scanner(opts.model, opts.entities, opts.batch_size)
+        scanner = _scanner(opts.model, opts.entities, opts.batch_size, opts.engine, tuple(opts.phone_regions))
         _check_entity_keys(opts, scanner)
         scan_start = time.time()
         raw = scan_texts(scanner, [t for *_, t in texts], workers=opts.workers)
@@ -166,7 +177,7 @@ def detect(opts: PiiOptions, texts: list[str], workers: Optional[int] = None) ->
     """What the audit with ``opts`` finds in each text, as ``[(entity, start, end, score)]``: the same scan and the
     same filters (speaker tags, allow-list, minimum scores) as a run, without findings, policies or redaction — for
     measuring the audit's recall and precision on labelled text (``benchmarks/pii_quality.py``)."""
-    scanner = _scanner(opts.model, opts.entities, opts.batch_size)
+    scanner = _scanner(opts.model, opts.entities, opts.batch_size, opts.engine, tuple(opts.phone_regions))
     review = _Review(opts, scanner)
     return [review.filter(text, raw)[1] for text, raw in zip(texts, scan_texts(scanner, texts, workers=workers))]
 
@@ -253,6 +264,13 @@ class _Review:
                 kept.append((entity, *span, score))
             else:
                 self.ignored["below_min_score"] += 1
+        if self.opts.engine == "extended" and len(kept) > 1:
+            # A number that is a card, an IBAN, an SSN or an IP address (checked by checksum or structure) is not
+            # also a phone number: libphonenumber accepts many of them in some region.
+            exact = [(s, e) for ent, s, e, _ in kept if ent in _STRUCTURED]
+            before = len(kept)
+            kept = [k for k in kept if k[0] != "PHONE_NUMBER" or not any(s < k[2] and k[1] < e for s, e in exact)]
+            self.ignored["phone_inside_structured"] += before - len(kept)
         return masks, kept
 
     def add(self, split: str, index: int, row: dict, field: str, text: str, results: list[tuple]) -> None:
@@ -299,7 +317,8 @@ class _Review:
             rows_affected[split] = {"count": hit, "rows": len(rows),
                                     "percent": round(100 * hit / len(rows), 2) if rows else 0.0}
         return {
-            "engine": scanner.kind, "model": scanner.model if scanner.kind == "spacy" else None,
+            "engine": scanner.kind, "recognizers": scanner.engine_name,
+            "model": scanner.model if scanner.kind == "spacy" else None,
             "entities": entities, "chars_scanned": chars, "scan_seconds": round(seconds, 2),
             "chars_per_second": round(chars / seconds) if seconds > 0 else None, "workers": scanner.last_workers,
             "device": scanner.device,
@@ -307,7 +326,8 @@ class _Review:
             "rows_affected": rows_affected, "findings_total": len(self.findings), "by_policy": dict(self.by_policy),
             "redactions": {s: dict(self.redactions[s]) for s in splits},
             "redactions_applied": sum(sum(c.values()) for c in self.redactions.values()),
-            "ignored": {k: self.ignored[k] for k in ("speaker_tag", "allow_list", "below_min_score")},
+            "ignored": {k: self.ignored[k] for k in ("speaker_tag", "allow_list", "below_min_score",
+                                                      "phone_inside_structured")},
             "policy": {e: self.policy(e) for e in entities}, "min_score": {e: self.min_score(e) for e in entities},
             "allow_list_size": len(self.allow), "value_hash": "sha256(salt + value)[:16]; "
             + ("fixed salt from hash_salt" if self.opts.hash_salt is not None else "random per-run salt, not stored"),
@@ -361,14 +381,16 @@ class PresidioScanner:
     """A Presidio analyzer that returns, per text, ``[(entity, start, end, score)]`` exactly as
     ``AnalyzerEngine.analyze(text, language="en", entities=...)`` would, computed faster (see the module docstring)."""
 
-    def __init__(self, model: str, entities: list[str], batch_size: int = 64):
+    def __init__(self, model: str, entities: list[str], batch_size: int = 64, engine: str = "extended",
+                 phone_regions: tuple[str, ...] = ()):
         os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # no network fetch of the suffix list
         try:
             from presidio_analyzer import AnalyzerEngine
             from presidio_analyzer.nlp_engine import NlpEngineProvider
         except ImportError as exc:
             raise MissingDependency("The pii audit", "presidio-analyzer") from exc
-        self.model, self.batch_size, self.key = model, batch_size, (model, tuple(entities), batch_size)
+        self.model, self.batch_size, self.engine_name = model, batch_size, engine
+        self.key = (model, tuple(entities), batch_size, engine, tuple(phone_regions))
         self.warnings: list[str] = []
         self.last_workers = 1
         if _spacy_model_available(model):
@@ -393,6 +415,11 @@ class PresidioScanner:
                 warnings.simplefilter("ignore", UserWarning)
                 self.engine = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=conf).create_engine(),
                                              context_aware_enhancer=self.enhancer)
+            if engine == "extended":
+                from audited_ft.audit.audits.recognizers import build
+
+                for recognizer in build(list(phone_regions) or None):
+                    self.engine.registry.add_recognizer(recognizer)
         finally:
             presidio_log.setLevel(level)
         self.supported = self.engine.get_supported_entities("en")
@@ -474,12 +501,13 @@ def _cpu_ops():
 _LOADED: dict[tuple, PresidioScanner] = {}
 
 
-def _scanner(model: str, entities: list[str], batch_size: int) -> PresidioScanner:
+def _scanner(model: str, entities: list[str], batch_size: int, engine: str = "extended",
+             phone_regions: tuple[str, ...] = ()) -> PresidioScanner:
     """The scanner for these settings, kept loaded (one at most) so that repeated runs skip the model load."""
-    key = (model, tuple(entities), batch_size)
+    key = (model, tuple(entities), batch_size, engine, tuple(phone_regions))
     if key not in _LOADED:
         _LOADED.clear()
-        _LOADED[key] = PresidioScanner(model, entities, batch_size)
+        _LOADED[key] = PresidioScanner(model, entities, batch_size, engine, tuple(phone_regions))
     return _LOADED[key]
 
 
@@ -505,10 +533,11 @@ def _skippable_components(nlp) -> list[str]:
 _WORKER: Optional[PresidioScanner] = None
 
 
-def _worker_init(model: str, entities: tuple[str, ...], batch_size: int) -> None:
+def _worker_init(model: str, entities: tuple[str, ...], batch_size: int, engine: str = "extended",
+                 phone_regions: tuple[str, ...] = ()) -> None:
     global _WORKER
-    if _WORKER is None or _WORKER.key != (model, tuple(entities), batch_size):
-        _WORKER = PresidioScanner(model, entities, batch_size)
+    if _WORKER is None or _WORKER.key != (model, tuple(entities), batch_size, engine, tuple(phone_regions)):
+        _WORKER = PresidioScanner(model, entities, batch_size, engine, tuple(phone_regions))
     # One BLAS thread per worker: the workers already use every core.
     from threadpoolctl import threadpool_limits
 
