@@ -273,6 +273,28 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+FIGURES = REPO / "src/audited_ft/audit/audits/pii_quality.json"
+
+
+def write_figures(n: int, seed: int, workers: int | None) -> None:
+    """Recall and precision per type of each engine with the audit's default options, for the audit to cite."""
+    import datetime
+
+    from audited_ft.audit.audits.pii import PiiOptions
+
+    sentences = generate(n, seed)
+    out = {"benchmark": "benchmarks/pii_quality.py", "date": datetime.date.today().isoformat(), "sentences": n,
+           "seed": seed, "gold_spans": sum(len(s["spans"]) for s in sentences),
+           "model": PiiOptions().model, "engines": {}}
+    for engine in ("extended", "presidio-stock"):
+        result = evaluate(sentences, PiiOptions(engine=engine), workers)
+        out["engines"][engine] = {t: {"recall": f["recall"], "precision": f["precision"]}
+                                  for t, f in result["figures"].items()}
+        print(f"{engine}:\n{table(result)}\n")
+    FIGURES.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"written: {FIGURES}")
+
+
 def main() -> None:
     from audited_ft.audit.audits.pii import PiiOptions
     from audited_ft.pipeline import load_config
@@ -284,7 +306,13 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override, e.g. audits.pii.model=...")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--write-figures", action="store_true", help=(
+        "measure both engines with the default options and write the figures the audit ships "
+        "(src/audited_ft/audit/audits/pii_quality.json)"))
     args = ap.parse_args()
+    if args.write_figures:
+        write_figures(args.n, args.seed, args.workers)
+        return
     cfg = load_config(args.config, args.sets)
     opts = PiiOptions(**((cfg.audits or {}).get("pii") or {}))
     sentences = generate(args.n, args.seed)

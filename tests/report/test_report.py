@@ -315,3 +315,29 @@ def test_a_truncated_findings_list_says_how_many_of_how_many(run_dir: Path) -> N
     (run_dir / "audits/pii.json").write_text(json.dumps(pii))
     dataset = _section(render_report(run_dir).read_text(encoding="utf-8"), "Dataset")
     assert f"the audit kept {len(pii['findings'])} of 1,702 findings" in dataset
+
+
+def test_privacy_section_says_what_a_clean_pii_scan_means(tmp_path: Path) -> None:
+    """pii.json's measured_quality (the engine's recall per entity type on the project's labelled benchmark) becomes
+    a table and a sentence in words; settings that differ from the measured ones are said."""
+    from audited_ft.audit.audits.pii import PiiOptions, measured_quality
+
+    run = tmp_path / "run"
+    shutil.copytree(SAMPLE_RUN, run, ignore=shutil.ignore_patterns("cache", "*.safetensors", "report.html"))
+    pii_path = run / "audits/pii.json"
+    pii = json.loads(pii_path.read_text())
+    pii["measured_quality"] = measured_quality(PiiOptions())
+    pii_path.write_text(json.dumps(pii))
+    html = render_report(run).read_text(encoding="utf-8")
+    section = html[html.index("Protection of data privacy</h2>"):]
+    section = section[:section.index("<h2")] if "<h2" in section else section
+    assert "What a clean scan means" in section and "Of every 100 names about" in section
+    assert "street addresses about 0" in section  # no recognizer: said, not hidden
+    assert "only a guide" not in section
+    pii["measured_quality"] = measured_quality(PiiOptions(model="some_other_model"))
+    pii_path.write_text(json.dumps(pii))
+    html = render_report(run).read_text(encoding="utf-8")
+    assert "ones (spaCy model), so these figures are only a guide" in html
+    mq = measured_quality(PiiOptions(engine="presidio-stock"))
+    assert mq["applies"] and mq["entities"]["CREDIT_CARD"]["recall"]["value"] < \
+        measured_quality(PiiOptions())["entities"]["CREDIT_CARD"]["recall"]["value"]

@@ -167,10 +167,34 @@ class PiiAudit(Audit):
                   "findings": _sample(review.findings, opts.max_findings, list(ctx.splits)),
                   "findings_truncated": len(review.findings) > opts.max_findings,
                   "findings_kept": min(len(review.findings), opts.max_findings),
+                  "measured_quality": measured_quality(opts),
                   "seconds": round(time.time() - started, 2)}
         log.info("pii: %s (%d findings, %d redactions, %s chars/s)", status, len(review.findings),
                  summary["redactions_applied"], summary["chars_per_second"])
         return AuditOutcome(result=result, splits=redacted)
+
+
+def measured_quality(opts: PiiOptions) -> dict:
+    """Recall and precision per entity type of this engine, as ``benchmarks/pii_quality.py --write-figures`` measured
+    them on the project's labelled synthetic text (``pii_quality.json`` beside this module, versioned with the code),
+    and whether they apply to this run's settings (same spaCy model, default minimum scores)."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).with_name("pii_quality.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        figures = data["engines"][opts.engine]
+    except (OSError, ValueError, KeyError) as exc:
+        return {"available": False, "why": f"{path.name}: {type(exc).__name__}"}
+    differs = [what for what, same in (("spaCy model", opts.model == data.get("model")),
+                                       ("minimum scores", opts.min_score == PiiOptions().min_score
+                                        and opts.default_min_score == PiiOptions().default_min_score))
+               if not same]
+    return {"available": True, "engine": opts.engine, "benchmark": data.get("benchmark"), "date": data.get("date"),
+            "sentences": data.get("sentences"), "gold_spans": data.get("gold_spans"),
+            "applies": not differs, "differs": differs,
+            "entities": {t: {**f, "in_entity_list": t in opts.entities} for t, f in figures.items()}}
 
 
 def detect(opts: PiiOptions, texts: list[str], workers: Optional[int] = None) -> list[list[tuple]]:

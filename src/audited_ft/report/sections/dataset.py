@@ -106,8 +106,40 @@ def audit_view(audit: dict | None, accepted: bool, *group: str) -> dict | None:
             "tables": {"pii": _pii_tables, "leakage": _leakage_tables, "content": _content_tables}.get(
                 str(audit.get("name")), lambda _: [])(audit.get("summary") or {})
                 if isinstance(audit.get("summary"), dict) else [],
+            "quality": _pii_quality(audit.get("measured_quality")) if audit.get("name") == "pii" else None,
             "redactions": [(k, v) for k, v in flatten(audit.get("summary") or {}) if "redact" in k.lower()],
             "n_redacted": (audit.get("summary") or {}).get("redactions_applied")}
+
+
+_ENTITY_WORDS = {"PERSON": "names", "LOCATION": "places", "STREET_ADDRESS": "street addresses",
+                 "PHONE_NUMBER": "phone numbers", "CREDIT_CARD": "card numbers", "IBAN_CODE": "IBANs",
+                 "IP_ADDRESS": "IP addresses", "EMAIL_ADDRESS": "e-mail addresses", "US_SSN": "US social security "
+                 "numbers", "DATE_TIME": "dates"}
+
+
+def _pii_quality(mq: Any) -> dict | None:
+    """What a clean PII scan means: the engine's measured recall and precision per entity type (pii.json's
+    ``measured_quality``), as table rows and one sentence in words ("of every 100 names about 73 are found")."""
+    if not isinstance(mq, dict) or not mq.get("available") or not isinstance(mq.get("entities"), dict):
+        return None
+
+    def cell(x: Any) -> str:
+        if not isinstance(x, dict) or x.get("value") is None:
+            return "—"
+        return f"{x['value']:.2f} [{x.get('ci_low', 0):.2f}, {x.get('ci_high', 1):.2f}]"
+
+    rows, words = [], []
+    for t, f in mq["entities"].items():
+        if not isinstance(f, dict):
+            continue
+        rows.append((str(t), "yes" if f.get("in_entity_list") else "no", cell(f.get("recall")),
+                     (f.get("recall") or {}).get("n"), cell(f.get("precision"))))
+        r = (f.get("recall") or {}).get("value") if f.get("in_entity_list") else 0.0
+        if isinstance(r, (int, float)):
+            words.append(f"{_ENTITY_WORDS.get(str(t), str(t))} about {round(100 * r)}")
+    return {"engine": mq.get("engine"), "benchmark": mq.get("benchmark"), "date": mq.get("date"),
+            "sentences": mq.get("sentences"), "applies": mq.get("applies"), "differs": mq.get("differs") or [],
+            "rows": rows, "sentence": "Of every 100 " + "; ".join(words) + " are found." if words else None}
 
 
 def _pair(finding: dict) -> dict:
