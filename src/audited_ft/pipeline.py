@@ -111,7 +111,7 @@ def _probe_set_path_problems(cfg: Config) -> list[str]:
 
 
 def _pii_entity_problems(pii) -> list[str]:
-    from audited_ft.audit.audits.pii import NER_ENTITIES
+    from audited_ft.audit.audits.pii import EXTENDED_ENTITIES, NER_ENTITIES
 
     try:
         from presidio_analyzer import RecognizerRegistry
@@ -126,7 +126,7 @@ def _pii_entity_problems(pii) -> list[str]:
         registry.load_predefined_recognizers(languages=["en"])
     finally:
         quiet.setLevel(level)
-    known = set(registry.get_supported_entities(["en"])) | set(NER_ENTITIES)
+    known = set(registry.get_supported_entities(["en"])) | set(NER_ENTITIES) | set(EXTENDED_ENTITIES)
     opts = pii
     return [f"audits.pii.{where}: unknown entity type {e!r}{_near(e, known)}" for where, keys in
             (("entities", opts.entities), ("policy", opts.policy), ("min_score", opts.min_score))

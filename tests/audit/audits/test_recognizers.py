@@ -56,3 +56,29 @@ def test_extended_engine_finds_what_stock_presidio_misses(found):
 def test_a_structured_identifier_is_not_also_a_phone_number(found):
     (results, _) = found
     assert _types(results["extended"])[3] == ["US_SSN"]
+
+
+@pytest.mark.parametrize("text, address", [
+    ("Our new address is 580 Parsons Gateway Apt. 215, just past the station.", "580 Parsons Gateway Apt. 215"),
+    ("Deliver it to Flat 9, 22 Mill Lane and ask at the desk.", "Flat 9, 22 Mill Lane"),
+    ("Send it to 95, avenue Diallo, please.", "95, avenue Diallo"),
+    ("I live at Sabina-Franke-Gasse 77/93 now.", "Sabina-Franke-Gasse 77/93"),
+    ("Her flat is at Via Bonino, 39 in the old town.", "Via Bonino, 39"),
+    ("He moved to ulica Witosa 57 last year.", "ulica Witosa 57"),
+])
+def test_street_addresses_are_found_whole(text, address):
+    from audited_ft.audit.audits.recognizers import build
+
+    (street,) = [r for r in build() if r.name == "StreetAddressRecognizer"]
+    found = [text[r.start:r.end] for r in street.analyze(text, ["STREET_ADDRESS"])]
+    assert found == [address]
+
+
+@pytest.mark.parametrize("text", ["Room 4012 on floor 7 is free after lunch.", "Version 2.14.4 fixed the crash.",
+                                  "The score was 3-1 after ninety minutes.", "Chapter 7 of the Common Market book.",
+                                  "we met at 5 in the park"])
+def test_numbers_beside_words_are_not_addresses(text):
+    from audited_ft.audit.audits.recognizers import build
+
+    (street,) = [r for r in build() if r.name == "StreetAddressRecognizer"]
+    assert street.analyze(text, ["STREET_ADDRESS"]) == []

@@ -8,6 +8,11 @@
   country's length), plain or in groups of four, kept only when the mod-97 check holds. Presidio's per-country
   patterns end in an optional space and then miss a Spanish IBAN followed by a word (measured: 19 of 25 missed).
 * phone numbers: Presidio's ``PhoneRecognizer`` (libphonenumber) over more regions (``audits.pii.phone_regions``).
+* ``StreetAddressRecognizer`` — ``STREET_ADDRESS``, which Presidio has no recognizer for: a house number beside a
+  street name that ends in a street designator (the USPS Publication 28 suffixes and British ones: "12 Mill Lane",
+  "580 Parsons Gateway Apt. 215"), a French "95, avenue …", or a street type word of German, Dutch, Spanish,
+  Italian, Portuguese or Polish with its number ("Stumpfallee 7", "Calle Mayor 3", "ulica Witosa 57"). A street
+  named without a number, or written in lower case in English, is not found.
 
 Written here rather than taken from a library: no maintained package ships Presidio recognizers for these; the
 checks themselves are the standards' (Luhn; ISO 13616 mod 97) and libphonenumber's.
@@ -34,6 +39,47 @@ _CARD_PREFIXES = (("4",), ("51", "52", "53", "54", "55"), tuple(str(n) for n in 
                   tuple(str(n) for n in range(3528, 3590)) + ("2131", "1800"),
                   ("50",) + tuple(str(n) for n in range(56, 70)), ("62", "81"))
 CARD_PREFIXES = tuple(p for group in _CARD_PREFIXES for p in group)
+EXTENDED_ENTITIES = ("STREET_ADDRESS",)  # entity types only the extended engine looks for
+# Street designators: USPS Publication 28, Appendix C1 (common suffixes and their abbreviations) and British usage.
+_SUFFIXES = (
+    "Alley|Aly|Annex|Arcade|Avenue|Ave|Bayou|Beach|Bend|Bluffs?|Bottom|Boulevard|Blvd|Branch|Bridge|Brook|Brooks|"
+    "Burgs?|Bypass|Camp|Canyon|Cape|Causeway|Centers?|Centre|Circles?|Cir|Cliffs?|Close|Club|Common|Commons|Corners?|"
+    "Course|Courts?|Ct|Coves?|Creek|Crescent|Cres|Crest|Crossing|Crossroad|Cross|Curve|Dale|Dam|Divide|Drives?|Dr|"
+    "Estates?|Expressway|Extensions?|Falls?|Ferry|Fields?|Flats?|Fords?|Forest|Forges?|Forks?|Fort|Freeway|"
+    "Gardens?|Gateway|Glens?|Green|Greens|Groves?|Harbors?|Haven|Heights|Highway|Hwy|Hills?|Hollow|Inlet|Islands?|"
+    "Isle|Junctions?|Keys?|Knolls?|Lakes?|Land|Landing|Lane|Ln|Light|Lights|Loaf|Locks?|Lodge|Loop|Mall|Manors?|"
+    "Meadows?|Mews|Mill|Mills|Mission|Motorway|Mount|Mountains?|Neck|Orchard|Oval|Overpass|Parade|Park|Parks|Parkway|"
+    "Parkways|Pass|Passage|Path|Pike|Pines?|Place|Pl|Plains?|Plaza|Points?|Ports?|Prairie|Promenade|Radial|Ranch|Rapids?|"
+    "Reserve|Rest|Ridges?|Rise|River|Road|Rd|Roads|Route|Row|Rue|Run|Shoals?|Shores?|Skyway|Springs?|Spurs?|"
+    "Squares?|Sq|Station|Stravenue|Stream|Streets?|St|Summit|Terrace|Ter|Throughway|Trace|Track|Trafficway|Trail|"
+    "Trailer|Tunnel|Turnpike|Underpass|Union|Unions|Valleys?|Viaduct|Views?|Villages?|Villas?|Ville|Vista|Walks?|Wall|"
+    "Way|Ways|Wells?|Wharf|Wynd|Yard")
+_UNIT = r"(?:(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Studio|Floor|Room|#)\s*[\w/-]+)"
+STREET_PATTERNS = (
+    # house number first: "12 Mill Lane", "Flat 9, 22 Mill Lane", "H.No. 364, Ramachandran Street", "807/021 X Way"
+    ("number and street designator",
+     rf"(?<![\w.])(?:{_UNIT},?\s+|H\.No\.\s*)?\d{{1,5}}[A-Za-z]?(?:/\d{{1,4}})?,?\s+"
+     rf"(?:[A-Z][\w'’.-]*\s+){{1,3}}(?:{_SUFFIXES})\b\.?(?:,?\s+{_UNIT})?", 0.6),
+    # French: "95, avenue Diallo", "28 rue de Richard"
+    ("French number and street type",
+     r"(?<![\w.])\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|chemin|allée|impasse|place|quai|route|"
+     r"cours|square|passage)\s+(?:(?:de la|de l'|du|des|de|d')\s*)?[A-ZÀ-Ý][\w'’-]+(?:\s+[A-ZÀ-Ý][\w'’-]+)?", 0.6),
+    # German and Dutch compounds with their number: "Stumpfallee 7", "Sabina-Franke-Gasse 77/93", "Rubensteeg 9"
+    ("street word and number (de, nl)",
+     r"\b[A-ZÄÖÜ][\w'’-]*(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|chaussee|dreef|"
+     r"laan|straat|hof|plein|gracht|kade|steeg|baan|boulevard|singel|markt)\s+\d{1,4}(?:[a-zA-Z]\b)?(?:[/-]\d{1,4})?\b",
+     0.6),
+    # Spanish, Italian, Portuguese, Polish: "Calle Mayor 3", "Via Bonino, 39", "ulica Witosa 57", "Paseo de X 4 Piso 9"
+    ("street type, name and number (es, it, pt, pl)",
+     r"\b(?:Calle|Paseo|Avenida|Plaza|Camino|Rambla|Ronda|Travesía|Pasaje|Pasadizo|Vial|Carrera|Glorieta|Via|Viale|"
+     r"Piazza|Corso|Vicolo|Largo|Strada|Contrada|Borgo|Canale|Stretto|Incrocio|Rotonda|Rua|Alameda|Travessa|Praça|"
+     r"Rodovia|Estrada|Morro|Pátio|Conjunto|Núcleo|Ladeira|ulica|ul\.|aleja|al\.|plac|osiedle)\s+"
+     r"(?:[\w'’.-]+\s+){0,4}?[\w'’.-]+,?\s+\d{1,4}[a-zA-Z]?\b"
+     r"(?:\s+(?:Apt\.|Apartamento|Appartamento|Piso|Puerta|Interno|Scala|m\.)\s*\d+)?", 0.6),
+)
+ADDRESS_CONTEXT = ["address", "live", "lives", "living", "street", "deliver", "delivery", "send", "ship", "moved",
+                   "located", "visit", "home", "flat", "apartment", "office"]
+
 DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "PT", "BR", "IN", "AU", "CA", "IE", "CH",
                          "AT", "BE", "SE", "NO", "DK", "FI", "MX", "IL", "ZA", "NZ")
 
@@ -101,6 +147,16 @@ def build(phone_regions: Optional[list[str]] = None) -> list:
                         break
             return out
 
+    import regex
+
+    class StreetAddressRecognizer(PatternRecognizer):
+        """House number and street name, in the forms of the module docstring (case matters: no IGNORECASE)."""
+
+        def __init__(self):
+            super().__init__(supported_entity="STREET_ADDRESS", name="StreetAddressRecognizer",
+                             patterns=[Pattern(name, rx, score) for name, rx, score in STREET_PATTERNS],
+                             context=ADDRESS_CONTEXT, global_regex_flags=regex.M | regex.S)
+
     regions = tuple(phone_regions or DEFAULT_PHONE_REGIONS)
     return [CardNumberRecognizer(), IbanChecksumRecognizer(),
-            PhoneRecognizer(supported_regions=regions, name="PhoneRecognizerMoreRegions")]
+            PhoneRecognizer(supported_regions=regions, name="PhoneRecognizerMoreRegions"), StreetAddressRecognizer()]
