@@ -243,6 +243,22 @@ def figures(per_sentence: list[tuple[list, list]], entities: list[str], boot: in
     return out
 
 
+# presidio-research's entity names → this benchmark's
+EXTERNAL_TYPES = {"ADDRESS": "STREET_ADDRESS", "GPE": "LOCATION", "STREET_ADDRESS": "STREET_ADDRESS"}
+
+
+def external(path: Path) -> list[dict]:
+    """Labelled samples of Microsoft's presidio-research (``generated_small.json`` / ``synth_dataset_v2.json``: a JSON
+    list of {full_text, spans: [{entity_type, start_position, end_position}]}), read at run time from the data
+    directory: an independent check of recognizers written against this file's own generator."""
+    out = []
+    for i, sample in enumerate(json.loads(Path(path).read_text(encoding="utf-8"))):
+        spans = [[sp["start_position"], sp["end_position"], EXTERNAL_TYPES.get(sp["entity_type"], sp["entity_type"])]
+                 for sp in sample.get("spans") or []]
+        out.append({"id": f"x{i}", "kind": "external", "text": sample["full_text"], "spans": spans})
+    return out
+
+
 def evaluate(sentences: list[dict], opts, workers: int | None = None) -> dict:
     """Run the audit's detector on ``sentences`` and score it; returns figures, speed and false alarms on near
     misses."""
@@ -305,6 +321,8 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=REPO / "configs/default.yaml", help="whose audits.pii options")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override, e.g. audits.pii.model=...")
     ap.add_argument("--workers", type=int)
+    ap.add_argument("--external", type=Path, help=(
+        "score a presidio-research labelled file instead (e.g. DATA/presidio_research/generated_small.json)"))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--write-figures", action="store_true", help=(
         "measure both engines with the default options and write the figures the audit ships "
@@ -315,7 +333,7 @@ def main() -> None:
         return
     cfg = load_config(args.config, args.sets)
     opts = PiiOptions(**((cfg.audits or {}).get("pii") or {}))
-    sentences = generate(args.n, args.seed)
+    sentences = external(args.external) if args.external else generate(args.n, args.seed)
     result = {"config": str(args.config), "overrides": args.sets, "seed": args.seed, **evaluate(sentences, opts,
                                                                                                   args.workers)}
     print(table(result))

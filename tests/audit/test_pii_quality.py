@@ -75,3 +75,17 @@ def test_a_slice_through_the_audits_detector(bench):
     assert 0.3 < fig["PERSON"]["recall"]["value"] < 1.0
     assert result["near_miss_false_alarms"]["sentences"] > 0
     assert "| PERSON | yes |" in bench.table(result)
+
+
+@pytest.mark.realdata
+def test_the_independent_presidio_research_sample_is_read_and_scored(bench):
+    import os
+
+    path = Path(os.environ.get("AFT_DATA_DIR", REPO.parent / "shared/data")) / "presidio_research/generated_small.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    samples = bench.external(path)
+    assert len(samples) == 100 and all(s["text"][a:b] for s in samples for a, b, _ in s["spans"])
+    assert "STREET_ADDRESS" in {t for s in samples for *_, t in s["spans"]}  # ADDRESS mapped to this name
+    per_sentence = [bench.match([tuple(x) for x in s["spans"]], []) for s in samples]
+    assert bench.figures(per_sentence, [], boot=50)["PERSON"]["recall"]["value"] == 0.0  # nothing found, nothing hit
