@@ -204,6 +204,11 @@ def test_masked_excerpt_masks_every_detection_in_the_window():
     shaped = masked_excerpt(text, *email, "EMAIL_ADDRESS", [(*phone, "PHONE_NUMBER"), (*name, "PERSON")], width=width)
     assert shaped.startswith("…<PERSON> xx <PHONE_NUMBER> xx xxxxx xx <EMAIL_ADDRESS> xxxxxx xxxx"), shaped
     assert masked_excerpt(text, *email, "EMAIL_ADDRESS", [], context="none") == "…<EMAIL_ADDRESS>…"
+    # two detections over one value (a phone number that a licence pattern also covers, starting earlier): the
+    # finding's excerpt shows the finding's own type, and the value stays masked
+    licence = (phone[0] - 3, phone[1] - 2)
+    both = masked_excerpt(text, *phone, "PHONE_NUMBER", [(*licence, "US_DRIVER_LICENSE")], width=5, context="text")
+    assert "<PHONE_NUMBER>" in both and "US_DRIVER_LICENSE" not in both and "0187" not in both, both
 
 
 def test_undetected_personal_data_beside_a_detection_never_reaches_the_findings(run):

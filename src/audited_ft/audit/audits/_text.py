@@ -133,6 +133,8 @@ def masked_excerpt(text: str, start: int, end: int, label: str, others: Iterable
     spans = [(start, end, label)] + [(s, e, lab) for s, e, lab in others if s < hi and e > lo]
     pieces, pos = [], lo
     for s, e, lab in merge_spans(spans):
+        if s < end and e > start:  # the merged span holding the finding's own value is shown with its label
+            lab = label
         s, e = max(s, lo), min(e, hi)
         if s < pos:  # fully inside an earlier merged span
             continue
