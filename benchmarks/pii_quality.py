@@ -292,8 +292,9 @@ def table(result: dict) -> str:
 FIGURES = REPO / "src/audited_ft/audit/audits/pii_quality.json"
 
 
-def write_figures(n: int, seed: int, workers: int | None) -> None:
-    """Recall and precision per type of each engine with the audit's default options, for the audit to cite."""
+def write_figures(n: int, seed: int, workers: int | None, external_path: Path | None = None) -> None:
+    """Recall and precision per type of each engine with the audit's default options, for the audit to cite; and,
+    when presidio-research's labelled sample is at hand, the same on it (the independent check)."""
     import datetime
 
     from audited_ft.audit.audits.pii import PiiOptions
@@ -307,6 +308,15 @@ def write_figures(n: int, seed: int, workers: int | None) -> None:
         out["engines"][engine] = {t: {"recall": f["recall"], "precision": f["precision"]}
                                   for t, f in result["figures"].items()}
         print(f"{engine}:\n{table(result)}\n")
+    if external_path is not None and external_path.is_file():
+        samples = external(external_path)
+        out["independent"] = {"source": f"presidio-research {external_path.name}", "texts": len(samples),
+                              "gold_spans": sum(len(s["spans"]) for s in samples), "engines": {}}
+        for engine in ("extended", "presidio-stock"):
+            result = evaluate(samples, PiiOptions(engine=engine), workers)
+            out["independent"]["engines"][engine] = {t: {"recall": f["recall"], "precision": f["precision"]}
+                                                     for t, f in result["figures"].items() if t in TYPES}
+            print(f"{engine}, independent sample:\n{table(result)}\n")
     FIGURES.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"written: {FIGURES}")
 
@@ -326,10 +336,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--write-figures", action="store_true", help=(
         "measure both engines with the default options and write the figures the audit ships "
-        "(src/audited_ft/audit/audits/pii_quality.json)"))
+        "(src/audited_ft/audit/audits/pii_quality.json); with --external (default: DATA/presidio_research/"
+        "generated_small.json if present) also on that independent sample"))
     args = ap.parse_args()
     if args.write_figures:
-        write_figures(args.n, args.seed, args.workers)
+        import os
+
+        sample = args.external or (Path(os.environ.get("AFT_DATA_DIR", REPO.parent / "shared/data"))
+                                   / "presidio_research/generated_small.json")
+        write_figures(args.n, args.seed, args.workers, sample)
         return
     cfg = load_config(args.config, args.sets)
     opts = PiiOptions(**((cfg.audits or {}).get("pii") or {}))

@@ -334,6 +334,12 @@ def test_privacy_section_says_what_a_clean_pii_scan_means(tmp_path: Path) -> Non
     assert "What a clean scan means" in section and "Of every 100 names about" in section
     assert "dates about 0" in section  # not looked for: said, not hidden
     assert "only a guide" not in section
+    # the independent sample's recall beside the benchmark's, with the warning that the benchmark flatters
+    independent = pii["measured_quality"]["independent"]
+    assert independent["texts"] == 100 and independent["recall"]["STREET_ADDRESS"]["value"] < 0.5
+    assert "recall, independent sample" in section and "trust the lower" in section
+    street = section[section.index("<td>STREET_ADDRESS</td>"):].split("</tr>")[0]
+    assert street.count("[") == 3  # recall, precision, and the independent recall, each with its interval
     pii["measured_quality"] = measured_quality(PiiOptions(model="some_other_model"))
     pii_path.write_text(json.dumps(pii))
     html = render_report(run).read_text(encoding="utf-8")

@@ -82,3 +82,84 @@ def test_numbers_beside_words_are_not_addresses(text):
 
     (street,) = [r for r in build() if r.name == "StreetAddressRecognizer"]
     assert street.analyze(text, ["STREET_ADDRESS"]) == []
+
+
+def _np(text):
+    from audited_ft.audit.audits.recognizers import names_and_places
+
+    return [(e, text[s:t]) for e, s, t, _ in sorted(names_and_places(text), key=lambda d: d[1])]
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a title or an introduction: any capitalised run after it is a name, listed or not
+    ("#Person1#: Hi, I'm Tomasz Skotarczak. I'd like a table.", [("PERSON", "Tomasz Skotarczak")]),
+    ("Please ask for Dott.ssa Letizia Paltrinieri at the desk.", [("PERSON", "Letizia Paltrinieri")]),
+    ("My name is Imke and I moved here.", [("PERSON", "Imke")]),
+    # a census first name, with a surname (particles kept) or alone
+    ("Jade Lewis called about the parcel.", [("PERSON", "Jade Lewis")]),
+    ("Tiffany called about the parcel.", [("PERSON", "Tiffany")]),
+    ("Refunds go to the account held by Danique van der Meer.", [("PERSON", "Danique van der Meer")]),
+    # places: a known place after a cue word (any language's country name), a large city or country without one
+    ("I moved from Delitzsch last year.", [("LOCATION", "Delitzsch")]),
+    ("She grew up in Kroatien.", [("LOCATION", "Kroatien")]),
+    ("#Person2#: From Emirados Árabes Unidos. I land on Monday.", [("LOCATION", "Emirados Árabes Unidos")]),
+    ("Rotterdam and Marseille have ports.", [("LOCATION", "Rotterdam"), ("LOCATION", "Marseille")]),
+    # a place no list knows, after a phrase that only a place can follow
+    ("He grew up in East Elliotstad before the war.", [("LOCATION", "East Elliotstad")]),
+])
+def test_names_and_places_by_lists_and_cues(text, expected):
+    assert _np(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Will you come on Monday? May is too late.",           # first names that are words, months, days
+    "My account is closed. From now on, Can I pay cash?",  # stop words a gazetteer holds as places ("Can", "From")
+    "The Rule of Law and the Common Market are discussed in Chapter Seven.",
+    "Apple Pie and Black Forest Cake are on the menu today.",
+    "the meeting in the office went well",                 # lower case: nothing
+])
+def test_words_that_are_not_names_or_places(text):
+    assert _np(text) == []
+
+
+def test_a_first_name_that_is_a_place_is_read_by_its_cue():
+    # "Georgia" is a census first name and a country: alone it is left to the NER; after "from" it is the place
+    from audited_ft.audit.audits.recognizers import names_and_places
+
+    text = "Georgia called from Georgia."
+    assert [(e, s) for e, s, _, _ in names_and_places(text)] == [("LOCATION", text.rindex("Georgia"))]
+
+
+def test_list_reading_wins_over_the_ner_and_names_inside_addresses_are_dropped():
+    from audited_ft.audit.audits.pii import PiiOptions, detect
+
+    texts = ["The meeting has moved to the office in Raipur.",           # spaCy: PERSON; the cue says LOCATION
+             "Deliver it to 89 Julie Underpass and ring twice.",          # "Julie Underpass" is not a person
+             "Marcelina called about the delayed parcel this morning."]   # spaCy: LOCATION; census name
+    found = detect(PiiOptions(workers=1), texts, workers=1)
+    assert {(e, texts[0][s:t]) for e, s, t, _ in found[0]} == {("LOCATION", "Raipur")}
+    assert {e for e, *_ in found[1]} == {"STREET_ADDRESS"}
+    assert ("PERSON", "Marcelina") in {(e, texts[2][s:t]) for e, s, t, _ in found[2]}
+    stock = detect(PiiOptions(workers=1, engine="presidio-stock"), texts, workers=1)
+    assert ("PERSON", "Raipur") in {(e, texts[0][s:t]) for e, s, t, _ in stock[0]}  # what the list corrects
+
+
+@pytest.mark.parametrize("text, phone", [
+    ("You can reach me on 1933 5012 most evenings.", "1933 5012"),        # local number without an area code
+    ("Call +1-922-822-3950 after six.", "+1-922-822-3950"),              # an area code no plan assigns
+    ("Sure, it's +49(0)0904 931824.", "+49(0)0904 931824"),               # international form, trunk prefix
+])
+def test_possible_numbers_are_phones_where_the_text_says_so(text, phone):
+    from audited_ft.audit.audits.recognizers import build
+
+    (cued,) = [r for r in build() if r.name == "CuedPhoneRecognizer"]
+    assert [text[r.start:r.end] for r in cued.analyze(text, ["PHONE_NUMBER"])] == [phone]
+
+
+@pytest.mark.parametrize("text", ["Serial number 4012 8812 9921 0043 is on the label.", "Invoice 48291377 covers it.",
+                                  "Room 4012 on floor 7; call it a day."])
+def test_numbers_without_a_phone_cue_are_not_possible_phones(text):
+    from audited_ft.audit.audits.recognizers import build
+
+    (cued,) = [r for r in build() if r.name == "CuedPhoneRecognizer"]
+    assert cued.analyze(text, ["PHONE_NUMBER"]) == []

@@ -128,18 +128,23 @@ def _pii_quality(mq: Any) -> dict | None:
             return "—"
         return f"{x['value']:.2f} [{x.get('ci_low', 0):.2f}, {x.get('ci_high', 1):.2f}]"
 
+    independent = mq.get("independent") if isinstance(mq.get("independent"), dict) else {}
+    other = independent.get("recall") if isinstance(independent.get("recall"), dict) else {}
     rows, words = [], []
     for t, f in mq["entities"].items():
         if not isinstance(f, dict):
             continue
         rows.append((str(t), "yes" if f.get("in_entity_list") else "no", cell(f.get("recall")),
-                     (f.get("recall") or {}).get("n"), cell(f.get("precision"))))
+                     (f.get("recall") or {}).get("n"), cell(f.get("precision")), cell(other.get(t)),
+                     (other.get(t) or {}).get("n") if isinstance(other.get(t), dict) else None))
         r = (f.get("recall") or {}).get("value") if f.get("in_entity_list") else 0.0
         if isinstance(r, (int, float)):
             words.append(f"{_ENTITY_WORDS.get(str(t), str(t))} about {round(100 * r)}")
     return {"engine": mq.get("engine"), "benchmark": mq.get("benchmark"), "date": mq.get("date"),
             "sentences": mq.get("sentences"), "applies": mq.get("applies"), "differs": mq.get("differs") or [],
-            "rows": rows, "sentence": "Of every 100 " + "; ".join(words) + " are found." if words else None}
+            "rows": rows, "sentence": "Of every 100 " + "; ".join(words) + " are found." if words else None,
+            "independent": {"source": independent.get("source"), "texts": independent.get("texts")}
+            if other else None}
 
 
 def _pair(finding: dict) -> dict:
