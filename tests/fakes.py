@@ -37,6 +37,9 @@ class FakeModel:
         return [self._ref.get(p, "lorem ipsum dolor") if variant == "adapter" else "lorem ipsum dolor"
                 for p in prompts]
 
+    def generate_unstored(self, prompts, variant, max_new_tokens):
+        return self.generate(prompts, variant, max_new_tokens)
+
     def sample(self, prompts, variant, max_new_tokens, num_samples=1, temperature=1.0, top_p=1.0, seed=0):
         return [[f"sample {k} of {variant} for {p[:20]} seed {seed}" for k in range(num_samples)] for p in prompts]
 

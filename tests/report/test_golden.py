@@ -4,7 +4,9 @@ with commit a27f627). A deliberate change to the report updates the outline in t
 line was changed by hand since: the compute section names the module holding ``GPU_STAGES``, which the move renamed
 (``audited_ft.footprint`` → ``audited_ft.report.footprint``). Since, the outline was re-made for the three-valued
 verdict (issue 18): the inline stylesheet gained the INCONCLUSIVE styles; and the Dataset section lists the new content
-audit, absent from this older run (a gap in the Summary, a not-measured block, an evidence link).
+audit, absent from this older run (a gap in the Summary, a not-measured block, an evidence link). Then for issue
+21: the privacy section gained membership inference, PII extraction and PII-in-outputs blocks, which this older run
+shows as "not measured" (27 added lines, none removed).
 
 The outline keeps every element with its attributes and every text node; it drops inline styles and the inside of
 charts (matplotlib's SVG carries random ids), and replaces hashes and timestamps, which change on every render; it

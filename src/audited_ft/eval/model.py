@@ -374,6 +374,10 @@ class ModelUnderTest:
         free += cuda.memory_reserved() - cuda.memory_allocated()  # blocks torch holds from earlier batches are free too
         return max(1, min(MAX_BATCH, int(0.6 * free // max(1, per_token * seq_tokens))))
 
+    def generate_unstored(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        """``generate``: this model stores nothing (the answer cache wraps it)."""
+        return self.generate(prompts, variant, max_new_tokens)
+
     def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
         """Greedy continuations, batched by similar length (left padding), in the order of ``prompts``."""
         from tqdm.auto import tqdm
@@ -485,6 +489,18 @@ class CachedModel:
     def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
         return self._cached("generate", variant, {"max_new_tokens": max_new_tokens}, prompts,
                             lambda: self.model.generate(prompts, variant, max_new_tokens))
+
+    def generate_unstored(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        """Greedy continuations computed afresh and written nowhere (a probe whose answers may repeat personal data
+        from the training rows: the PII extraction probe); only a hash of them is kept for the liveness check."""
+        import hashlib
+        import json
+
+        outputs = self.model.generate(prompts, variant, max_new_tokens)
+        call = hashlib.sha256(json.dumps({"method": "generate_unstored", "args": {"max_new_tokens": max_new_tokens},
+                                          "inputs": prompts}, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        self._note(call.hexdigest(), variant, outputs)
+        return outputs
 
     def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
                temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:

@@ -40,15 +40,19 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
                                       "dequantize_base": dequantized},
                             adapter_hashes={"adapter": adapter_hash(adapter_dir),
                                             **{n: adapter_hash(p) for n, p in extra.items()}})
+    from audited_ft.eval.probes.output_pii import AnswerRecorder
+
+    model = AnswerRecorder(model)  # every answer, in memory, for the output PII probe
     ctx = ProbeContext(model=model, splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(),
                        max_new_tokens=cfg.eval.max_new_tokens, bootstrap_samples=cfg.eval.bootstrap_samples,
                        confidence=cfg.eval.confidence, seed=cfg.run.seed, min_items=cfg.eval.min_items,
-                       min_changed=cfg.eval.min_changed, power=cfg.eval.power)
+                       min_changed=cfg.eval.min_changed, power=cfg.eval.power, answers=model.answers)
     metrics: dict[str, float] = {"eval.confidence": cfg.eval.confidence,
                                  "eval.bootstrap_samples": cfg.eval.bootstrap_samples}
     probes_info: dict[str, dict] = {}
-    for name in sorted(PROBES.names()):
+    for name in sorted(PROBES.names(), key=lambda n: (PROBES.get(n).runs_last, n)):
         cls = PROBES.get(name)
+        model.probe = name
         doc = describe(cls)
         if name not in PROBES.enabled(cfg.probes):
             probes_info[name] = {**doc, "status": "skipped", "reason": "not enabled in config"}

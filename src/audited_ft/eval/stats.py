@@ -43,6 +43,10 @@ METHODS = {
           "one-sample t-test",
     "ratio": "percentile bootstrap over items, resampled jointly for base and adapter (a ratio of counts)",
     "maximum": "percentile bootstrap within groups, resampled jointly for base and adapter (a maximum over groups)",
+    "auc": "percentile bootstrap of the ROC AUC (Mann–Whitney), members and non-members resampled separately, the "
+           "same draws for base and adapter",
+    "tpr_at_fpr": "percentile bootstrap of the true-positive rate at a fixed false-positive rate, members and "
+                  "non-members resampled separately, the same draws for base and adapter",
 }
 
 
@@ -299,3 +303,51 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     if not len(p_values):
         return []
     return [float(q) for q in false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
+
+
+# ------------------------------------------------------------------------------ membership inference (ROC)
+# Written here rather than taken from scikit-learn, which is not a dependency of this project: the AUC is the
+# Mann–Whitney U statistic divided by n1·n0 (ties count half), computed by scipy; the rest is counting.
+def roc_auc(members: Sequence[float], non_members: Sequence[float]) -> float:
+    """Area under the ROC curve of a score that is higher for members: P(member score > non-member score), ties
+    counting one half (Mann–Whitney U / (n1·n0), Hanley & McNeil 1982)."""
+    from scipy.stats import mannwhitneyu
+
+    pos, neg = np.asarray(members, dtype=float), np.asarray(non_members, dtype=float)
+    if not pos.size or not neg.size:
+        raise ValueError("roc_auc needs at least one member and one non-member")
+    return float(mannwhitneyu(pos, neg, alternative="two-sided").statistic / (pos.size * neg.size))
+
+
+def roc_auc_draws(members: np.ndarray, non_members: np.ndarray) -> np.ndarray:
+    """AUC of each row of ``members`` (draws × n1) against the same row of ``non_members`` (draws × n0), by ranks
+    (average ranks for ties: the same value as ``roc_auc``)."""
+    from scipy.stats import rankdata
+
+    n1, n0 = members.shape[1], non_members.shape[1]
+    ranks = rankdata(np.concatenate([members, non_members], axis=1), axis=1)
+    return (ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def tpr_at_fpr(members: Sequence[float], non_members: Sequence[float], fpr: float) -> float | None:
+    """True-positive rate at a false-positive rate of at most ``fpr``: the share of members scoring strictly above
+    the threshold that lets floor(fpr · n0) non-members through (Carlini et al. 2022, "Membership Inference Attacks
+    From First Principles", report attacks this way). ``None`` when fewer than 1/fpr non-members make that rate
+    unmeasurable (with 32 non-members the smallest non-zero rate is 1/32, not 1/100)."""
+    pos, neg = np.asarray(members, dtype=float), np.sort(np.asarray(non_members, dtype=float))[::-1]
+    if not pos.size or neg.size * fpr < 1:
+        return None
+    allowed = int(math.floor(fpr * neg.size + 1e-9))
+    threshold = neg[allowed] if allowed < neg.size else -np.inf
+    return float(np.mean(pos > threshold))
+
+
+def roc_points(members: Sequence[float], non_members: Sequence[float]) -> list[tuple[float, float]]:
+    """(FPR, TPR) at every distinct threshold, from (0, 0) to (1, 1): the ROC curve to draw."""
+    pos, neg = np.asarray(members, dtype=float), np.asarray(non_members, dtype=float)
+    out = [(0.0, 0.0)]
+    for t in np.unique(np.concatenate([pos, neg]))[::-1]:
+        out.append((float(np.mean(neg >= t)), float(np.mean(pos >= t))))
+    if out[-1] != (1.0, 1.0):
+        out.append((1.0, 1.0))
+    return out

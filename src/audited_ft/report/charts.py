@@ -203,3 +203,37 @@ def group_bars(rows: list[dict], xlabel: str, name: str, reference: float | None
 
     size = (6.8, max(1.9, 0.7 + 0.42 * len(rows)))
     return _render(name, draw, size, f"{xlabel}: base and adapter per group with confidence intervals")
+
+
+def roc_curves(roc: dict[str, dict[str, list]], title_of: dict[str, str]) -> Markup | None:
+    """Membership-inference ROC curves, one panel per attack score, base and adapter, false-positive rate on a log
+    scale (the low-FPR end is what matters, Carlini et al. 2022) and the chance diagonal. ``roc``: score →
+    {"base": [[fpr, tpr], ...], "adapter": [...]}; points at FPR 0 are drawn at the axis' left end."""
+    panels = [(k, v) for k, v in roc.items() if isinstance(v, dict)
+              and any(_finite(p[0] for p in v.get(side) or [] if isinstance(p, list) and p) for side in ("base",
+                                                                                                       "adapter"))]
+    if not panels:
+        return None
+
+    def draw(fig: Any) -> None:
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (score, sides) in zip(axes, panels):
+            fprs = [p[0] for side in ("base", "adapter") for p in sides.get(side) or [] if _all_finite(*p)]
+            floor = min([f for f in fprs if f > 0] or [0.01]) / 2
+            for side, style in (("base", BASE), ("adapter", ADAPTER)):
+                pts = [(max(f, floor), t) for f, t in (sides.get(side) or []) if _all_finite(f, t)]
+                if pts:
+                    ax.step(*zip(*pts), where="post", linestyle=style["ls"], color=style["edgecolor"],
+                            linewidth=1.4, label=style["label"])
+            ax.plot([floor, 1], [floor, 1], linestyle=":", color="#404040", linewidth=1.0, label="chance")
+            ax.set_xscale("log")
+            ax.set_xlim(floor, 1)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("false-positive rate (log scale)")
+            ax.set_ylabel("true-positive rate")
+            ax.set_title(_label(title_of.get(score, score), 44), fontsize=9)
+            ax.legend(fontsize=7, loc="upper left")
+
+    return _render("mia-roc", draw, (3.0 * len(panels) + 0.4, 2.9),
+                   "Membership-inference ROC curves per attack score, base dashed and adapter solid, "
+                   "false-positive rate on a log scale, with the chance diagonal")

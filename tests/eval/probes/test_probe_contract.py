@@ -12,19 +12,32 @@ from audited_ft.run.keys import MetricKey
 from tests.fakes import FakeModel
 
 
+NAMES = ("Marianne Okafor", "Tobias Lindqvist", "Helena Brackwater", "Joseph Amundsen", "Clara Vettergren")
+
+
 @pytest.fixture
 def splits():
-    rows = [{"id": f"t{i}", "input": f"dialogue {i}", "target": f"person {i} books a table for {i} people"}
-            for i in range(30)]
+    rows = [{"id": f"t{i}", "input": f"dialogue {i}",
+             "target": f"person {i} books a table for {i} people, says {NAMES[i % len(NAMES)]}"} for i in range(30)]
     return {"train": rows[:10], "validation": rows[10:15], "test": rows[15:]}
 
 
+@pytest.fixture
+def run_dir(tmp_path):
+    """What a probe may read from a run folder: the PII audit's result and the resolved config."""
+    (tmp_path / "audits").mkdir()
+    (tmp_path / "audits/pii.json").write_text('{"name": "pii", "status": "warn"}')
+    (tmp_path / "config.resolved.yaml").write_text("audits: {pii: {workers: 1}}\n")
+    return tmp_path
+
+
 @pytest.mark.parametrize("name", PROBES.names())
-def test_probe_contract(name, splits):
+def test_probe_contract(name, splits, run_dir):
     probe = PROBES.get(name)(PROBES.get(name).Options())
     doc = describe(PROBES.get(name))
     assert doc["description"] and doc["limitations"], "probes document what they measure and their blind spots"
-    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200))
+    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200,
+                                 run_dir=run_dir))
     assert out.metrics
     numbers, notes = split_notes(out.metrics)
     for key, value in numbers.items():
@@ -77,11 +90,12 @@ class _ThreeVariants(FakeModel):
 
 
 @pytest.mark.parametrize("name", PROBES.names())
-def test_probe_reports_every_adapter_against_the_base(name, splits):
+def test_probe_reports_every_adapter_against_the_base(name, splits, run_dir):
     """Several adapters evaluated in one run (one loaded base): each non-base variant gets its own keys, the run's
     adapter keeps the plain ones, and no key is written twice with different meanings."""
     probe = PROBES.get(name)(PROBES.get(name).Options())
-    out = probe.run(ProbeContext(model=_ThreeVariants(splits["test"]), splits=splits, bootstrap_samples=200))
+    out = probe.run(ProbeContext(model=_ThreeVariants(splits["test"]), splits=splits, bootstrap_samples=200,
+                                 run_dir=run_dir))
     plain = {k for k in out.metrics if k.endswith(".delta")}
     other = {k for k in plain if ".other." in k}
     assert other, "the second adapter has its own metric keys"

@@ -68,6 +68,10 @@ class Generator(Protocol):
     def generate(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
         """Greedy continuations, one per prompt, in order."""
 
+    def generate_unstored(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
+        """``generate``, but the answers are written nowhere (not to the answer cache): for answers that may repeat
+        personal data of the training rows."""
+
     def sample(self, prompts: list[str], variant: str, max_new_tokens: int, num_samples: int = 1,
                temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
         """``num_samples`` sampled continuations per prompt, reproducible for a given seed."""
@@ -106,6 +110,8 @@ class ProbeContext:
     min_items: int = 10
     min_changed: int = 5
     power: float = 0.8
+    # every answer the probes run before generated: (probe, variant, call key, text), in memory (output_pii reads it)
+    answers: list | None = None
 
     @property
     def stats(self) -> IntervalSettings:
@@ -133,6 +139,7 @@ class Probe:
 
     name: ClassVar[str]
     metric_prefix: ClassVar[str] = ""
+    runs_last: ClassVar[bool] = False  # runs after every other probe (it reads their answers: ``ctx.answers``)
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     Options: ClassVar[type[ProbeOptions]] = ProbeOptions
 
