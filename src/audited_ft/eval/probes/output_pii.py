@@ -165,8 +165,6 @@ def _scan_options(ctx: ProbeContext, options_cls):
 
 
 def _digest(value: str, entity: str, salt: str) -> str:
-    if entity in ("PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"):
-        norm = "".join(ch for ch in value.casefold() if ch.isalnum())
-    else:
-        norm = " ".join(value.casefold().split())
-    return hashlib.sha256(f"{salt}\x00{entity}\x00{norm}".encode("utf-8")).hexdigest()
+    from audited_ft.eval.probes.pii_extraction import normal_value
+
+    return hashlib.sha256(f"{salt}\x00{entity}\x00{normal_value(value, entity)}".encode("utf-8")).hexdigest()
