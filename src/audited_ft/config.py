@@ -166,6 +166,30 @@ class EarlyStoppingConfig(_Strict):
         "than this."))
 
 
+class PrivacyConfig(_Strict):
+    """Differentially private training of the LoRA weights (DP-SGD: per-example clipping, Gaussian noise, Poisson
+    sampling; Abadi et al. 2016) through Opacus. The unit of privacy is one training row (example-level DP): a person
+    with several rows is protected only up to the group privacy bound (k rows: roughly k·ε)."""
+
+    epsilon: float = Field(..., gt=0, le=100, description=(
+        "The privacy budget ε to spend over the whole training. The noise multiplier is calibrated so that the "
+        "accountant's ε after the planned steps is at most this."))
+    delta: Optional[float] = Field(None, gt=0, lt=1, description=(
+        "δ of the (ε, δ) guarantee. None: min(1e-5, 1 / (10 · training rows)), below 1/n as the DP literature "
+        "asks (the value used is recorded in train/summary.json)."))
+    max_grad_norm: float = Field(1.0, gt=0, description=(
+        "Clipping bound C: each example's gradient (over all LoRA weights) is scaled down to L2 norm at most C "
+        "before the noise N(0, (σC)²) is added to the batch's sum."))
+    accountant: Literal["prv", "rdp"] = Field("prv", description=(
+        "The accountant that calibrates σ and states the ε spent: prv (privacy random variables, Gopi et al. 2021; "
+        "tight, Opacus' default) or rdp (Rényi DP, Mironov 2017; looser). The other one's ε for the same noise is "
+        "recorded as a cross-check."))
+    reference: bool = Field(True, description=(
+        "Also train the same recipe without DP (train/nonprivate) and evaluate it beside the DP adapter, so the "
+        "report shows the privacy–utility trade-off from one run (the non-private adapter is variant 'nonprivate'). "
+        "Doubles the training stage's work."))
+
+
 class TrainConfig(_Strict):
     epochs: float = Field(1.0, gt=0, description="Passes over the train split (ignored when max_steps > 0).")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs).")
@@ -208,6 +232,24 @@ class TrainConfig(_Strict):
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, description=(
         "Stop on a validation-loss plateau and restore the best checkpoint (needs a validation split). Checkpoints "
         "are saved at every evaluation while training and removed afterwards."))
+    privacy: Optional[PrivacyConfig] = Field(None, description=(
+        "Train with DP-SGD to an (ε, δ) budget (None: ordinary training). Examples are not packed and activation "
+        "checkpointing is off (per-example gradients need each example's own activations); no resumable "
+        "checkpoints (a resumed run trains the DP adapter again, since noise already drawn cannot be replayed "
+        "without keeping it); early stopping is refused (the ε is accounted for the planned steps)."))
+
+    @model_validator(mode="after")
+    def _privacy_fits(self):
+        if self.privacy is not None and self.early_stopping.enabled:
+            raise ValueError("train.privacy and train.early_stopping cannot be combined: DP training runs its planned "
+                             "steps (the accountant's ε is for exactly those); turn early_stopping off")
+        if self.privacy is not None and self.packing == "on":
+            raise ValueError("train.privacy needs train.packing off or auto: the unit of privacy is one training row, "
+                             "and a packed row mixes several")
+        if self.privacy is not None and self.gradient_checkpointing == "on":
+            raise ValueError("train.privacy needs train.gradient_checkpointing off or auto: per-example gradients "
+                             "hook each layer's activations, which checkpointing discards")
+        return self
 
 
 class LoraConfig(_Strict):

@@ -26,6 +26,7 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
 
     adapter_dir = rf.require("train/adapter/adapter_config.json", "train").parent
     splits = load_splits(rf)
+    extra_adapters = {**run_extra_adapters(rf), **(extra_adapters or {})}
     if model is None:
         from audited_ft.eval.model import CachedModel, ModelUnderTest, adapter_hash
 
@@ -104,6 +105,13 @@ def _limited(options, limit: int | None):
         return options
     current = options.limit
     return options.model_copy(update={"limit": limit if current is None else min(current, limit)})
+
+
+def run_extra_adapters(rf: RunFolder) -> dict[str, Path]:
+    """Adapters the run trained besides its own: the non-private reference of a DP run (train.privacy.reference),
+    evaluated as variant ``nonprivate`` so the report can set privacy against utility."""
+    folder = rf.path / "train/nonprivate/adapter"
+    return {"nonprivate": folder} if (folder / "adapter_config.json").is_file() else {}
 
 
 def check_extra_adapters(extra: dict[str, Path] | None, run_adapter: Path | None = None) -> dict[str, Path]:

@@ -236,6 +236,22 @@ _HPARAM_KEYS = {"learning_rate": "learning rate", "lr_scheduler": "scheduler", "
                 "optimizer": "optimizer"}
 
 
+def _privacy_line(p: dict) -> str | None:
+    """The DP guarantee of a run trained with train.privacy, in one line; None for ordinary training."""
+    eps, delta = p.get("epsilon_spent"), p.get("delta")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (eps, delta)):
+        return None
+    def g(key):
+        v = p.get(key)
+        return f"{v:.4g}" if isinstance(v, float) else one_line(v) if v is not None else "not recorded"
+
+    return (f"trained with DP-SGD ({one_line(p.get('library') or 'Opacus')}): ({eps:.2f}, {delta:.1g})-differentially "
+            f"private per training row by the {str(p.get('accountant') or '?').upper()} accountant (noise multiplier "
+            f"{g('noise_multiplier')}, clipping norm {g('max_grad_norm')}, sampling rate {g('sample_rate')}, "
+            f"{g('steps')} steps). Not covered: "
+            f"{'; '.join(one_line(x) for x in p.get('not_covered') or [] if isinstance(x, str)) or 'not recorded'}")
+
+
 def _model_context(run: RunView) -> dict:
     m, cfg = run.manifest, run.raw_config
     stats, metrics, gates = run.mapping("data/stats.json"), run.mapping("eval/metrics.json"), run.mapping("gates.json")
@@ -268,6 +284,7 @@ def _model_context(run: RunView) -> dict:
         "probe_notes": notes, "why_probes": run.why_absent("eval/probes.json", "eval"),
         "results": _results(run, metrics, gates, probes), "gaps": gaps,
         "train": _pairs(train, _TRAIN_KEYS) if train else None, "why_train": run.why_absent("train/summary.json", "train"),
+        "privacy": _privacy_line(dict_of((train or {}).get("privacy"))),
         "train_stage_seconds": get(m, "stages", "train", "seconds"),
         "hparams": _pairs(get(cfg, "train"), _HPARAM_KEYS) if dict_of(get(cfg, "train")) else None,
         "hardware": sorted(hardware.items()), "versions": [(k, versions[k]) for k in (

@@ -50,6 +50,8 @@ def _log_callback(path):
 
 
 def packing_on(cfg: Config, device: str) -> bool:
+    if cfg.train.privacy is not None:  # DP's unit is one training row: never several in one packed row
+        return False
     return cfg.train.packing == "on" or (cfg.train.packing == "auto" and device == "cuda")
 
 
@@ -60,14 +62,15 @@ def _sft_config(cfg: Config, folder, device: str, dtype):
     from audited_ft import distributed
 
     t = cfg.train
-    gc = t.gradient_checkpointing == "on" or (t.gradient_checkpointing == "auto" and device == "cuda")
+    gc = t.gradient_checkpointing == "on" or (t.gradient_checkpointing == "auto" and device == "cuda"
+                                               and t.privacy is None)
     fsdp = distributed.fsdp_enabled()
     # bitsandbytes' paged 8-bit AdamW cannot save its state under FSDP (PEFT's FSDP guide): plain AdamW there, whose
     # state FSDP shards across the GPUs anyway.
     optim = t.optimizer if t.optimizer != "auto" else (
         "adamw_torch" if fsdp or device != "cuda" else "paged_adamw_8bit")
     saving: dict = {"save_strategy": "no"}
-    checkpoint_every = 0 if fsdp else t.checkpoint_every_steps
+    checkpoint_every = 0 if fsdp or t.privacy is not None else t.checkpoint_every_steps
     if fsdp and (t.checkpoint_every_steps or t.early_stopping.enabled):
         log.warning("FSDP training: periodic checkpoints (and so --resume and early stopping) are off; the adapter "
                     "is saved at the end")
@@ -279,7 +282,32 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
     """Train a QLoRA adapter into ``train/adapter``; return ``train/summary.json``'s content.
 
     With ``resume``, training continues from the newest complete checkpoint in ``train/checkpoints`` (optimizer,
-    scheduler, RNG and data position restored), if there is one; without it, old checkpoints are removed first."""
+    scheduler, RNG and data position restored), if there is one; without it, old checkpoints are removed first.
+
+    With ``train.privacy`` the adapter is trained with DP-SGD (train/dp.py), and, with ``privacy.reference``, the same
+    recipe without DP first into ``train/nonprivate`` (kept by a resumed run once complete), which the evaluation
+    compares beside the DP adapter."""
+    _check_audits_passed(rf)
+    privacy = cfg.train.privacy
+    if privacy is None:
+        return _train(cfg, rf, "train", resume)
+    reference = None
+    if privacy.reference:
+        done = RunView(rf.path).load("train/nonprivate/summary.json") if resume else None
+        if done and (rf / "train/nonprivate/adapter/adapter_config.json").is_file():
+            log.info("non-private reference adapter already trained (train/nonprivate): kept")
+            reference = done
+        else:
+            plain = cfg.model_copy(update={"train": cfg.train.model_copy(update={"privacy": None, "packing": "off"})})
+            reference = _train(plain, rf, "train/nonprivate", resume)
+    if resume:
+        log.info("train.privacy: the DP adapter is trained again from the start (its noise is not kept)")
+    summary = _train(cfg, rf, "train", resume=False, reference=reference)
+    return summary
+
+
+def _train(cfg: Config, rf: RunFolder, sub: str, resume: bool, reference: dict | None = None) -> dict:
+    """One adapter into ``<sub>/adapter`` with its log, summary and speed settings in ``<sub>``."""
     import torch
     import transformers
     from datasets import Dataset
@@ -287,7 +315,6 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
     from audited_ft.data.stage import load_splits
     from audited_ft.models import compute_dtype, load_tokenizer, pick_device, resolve_model
 
-    _check_audits_passed(rf)
     transformers.set_seed(cfg.run.seed)
     splits = load_splits(rf)
     es = cfg.train.early_stopping
@@ -302,12 +329,13 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
     val_rows = splits.get("validation") or []
     eval_ds = Dataset.from_list(_prompt_rows(cfg, tokenizer, val_rows)) if val_rows else None
     main = distributed.is_main()
-    log_path = rf / "train/log.jsonl"
-    checkpoint, resumed_step = latest_checkpoint(rf / "train/checkpoints") if resume else (None, None)
+    folder = rf / sub
+    log_path = folder / "log.jsonl"
+    checkpoint, resumed_step = latest_checkpoint(folder / "checkpoints") if resume else (None, None)
     if main:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         if checkpoint is None:
-            shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
             log_path.write_text("")
         else:
             log.info("resuming training from %s (step %d)", checkpoint, resumed_step)
@@ -317,31 +345,43 @@ def train_adapter(cfg: Config, rf: RunFolder, resume: bool = False) -> dict:
     if es.enabled:
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=es.patience,
                                                             early_stopping_threshold=es.min_delta))
-    trainer, speed = build_trainer(cfg, rf / "train", train_ds, eval_ds, callbacks, resume=checkpoint is not None,
+    trainer, speed = build_trainer(cfg, folder, train_ds, eval_ds, callbacks, resume=checkpoint is not None,
                                    tokenizer=tokenizer)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    started = time.time()
-    with PowerSampler() as power:  # GPU power through nvidia-smi where there is one; unavailable (no error) elsewhere
-        out = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.time() - started
-    stopping = _stopping(trainer, es.enabled)
-    n_logged = len(trainer.state.log_history)
-    final_eval = _final_eval_loss(trainer, log_cb, stopping["restored_best_step"]) if eval_ds is not None else None
-    history = trainer.state.log_history
-    if stopping["restored_best_step"] not in (None, trainer.state.global_step):
-        history = history[:n_logged]  # the restored weights' re-evaluation is not a point of the training curve
-    _save_adapter(trainer, rf / "train/adapter")
-    summary = _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg, after_step=resumed_step or 0)
-    summary.update(stopping)
+    if cfg.train.privacy is not None:
+        from audited_ft.train.dp import train_private
+
+        with PowerSampler() as power:
+            summary = train_private(cfg, trainer, folder, device, dtype)
+        _save_adapter(trainer, folder / "adapter")
+    else:
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        started = time.time()
+        with PowerSampler() as power:  # GPU power through nvidia-smi where there is one; unavailable (no error) elsewhere
+            out = trainer.train(resume_from_checkpoint=checkpoint)
+        seconds = time.time() - started
+        stopping = _stopping(trainer, es.enabled)
+        n_logged = len(trainer.state.log_history)
+        final_eval = _final_eval_loss(trainer, log_cb, stopping["restored_best_step"]) if eval_ds is not None else None
+        history = trainer.state.log_history
+        if stopping["restored_best_step"] not in (None, trainer.state.global_step):
+            history = history[:n_logged]  # the restored weights' re-evaluation is not a point of the training curve
+        _save_adapter(trainer, folder / "adapter")
+        summary = _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg, after_step=resumed_step or 0)
+        summary.update(stopping)
     summary["resumed_from_step"] = resumed_step
     summary["gpu_power"] = power.summary()
     summary["speed"] = {**speed, "measured_tokens_per_second": summary["tokens_per_second"],
                         "measured_peak_memory_mb": summary["peak_memory_mb"]}
+    if reference is not None:
+        summary["reference"] = {"folder": "train/nonprivate", "seconds": reference.get("seconds"),
+                                "final_eval_loss": reference.get("final_eval_loss"),
+                                "tokens_per_second": reference.get("tokens_per_second"),
+                                "peak_memory_mb": reference.get("peak_memory_mb")}
     if main:
-        shutil.rmtree(rf / "train/checkpoints", ignore_errors=True)
-        write_json(rf / "train/summary.json", summary)
-        rf.record_artefacts("train/adapter", "train/log.jsonl", "train/summary.json", "train/speed.json")
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        write_json(folder / "summary.json", summary)
+        rf.record_artefacts(*(f"{sub}/{name}" for name in ("adapter", "log.jsonl", "summary.json", "speed.json")))
     return summary
 
 
@@ -404,6 +444,9 @@ def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_
     path = folder / "speed.json"
     if t.memory_budget_gib is not None and device != "cuda":
         speed["memory_budget_note"] = "ignored: the memory budget applies to CUDA training"
+    elif t.memory_budget_gib is not None and t.privacy is not None:
+        # the calibration times ordinary training steps; DP steps hold per-example gradients on top
+        speed["memory_budget_note"] = "ignored with train.privacy: train.batch_size is used as set"
     elif t.memory_budget_gib is not None and distributed.fsdp_enabled():
         # FSDP places and shards the model only when training starts, so there is nothing to measure before it
         speed["memory_budget_note"] = ("ignored under FSDP: train.batch_size and train.gradient_checkpointing are "

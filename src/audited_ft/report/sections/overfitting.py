@@ -3,6 +3,8 @@ the exposure of planted canaries."""
 
 from __future__ import annotations
 
+import math
+
 from audited_ft.report import charts
 from audited_ft.report.rows import metric_rows
 from audited_ft.run.view import RunView
@@ -21,7 +23,9 @@ def overfitting_view(run: RunView, metrics: dict | None, gaps: list) -> dict:
         gaps.append((SECTION, "memorisation of training data", "no memorisation.* keys in eval/metrics.json"))
     canary = metric_rows(metrics, "privacy.canary.", notes=run.interval_notes)
     return {"mia": _mia(run, metrics), "extraction": _extraction(run, metrics),
-            "output_pii": _output_pii(run, metrics), "residual": _residual(metrics),"summary": summary, "gap": final_eval - final_train if numeric else None, "memorisation": memo,
+            "output_pii": _output_pii(run, metrics), "guarantee": _guarantee(run, metrics, summary),
+            "residual": _residual(metrics, summary), "summary": summary,
+            "gap": final_eval - final_train if numeric else None, "memorisation": memo,
             "canary": canary, "canary_bound": (metrics or {}).get("privacy.canary.exposure_bound"),
             "chart": charts.loss_curve(log or [], (summary or {}).get("best_step")),
             "why_log": run.why_absent("train/log.jsonl", "train"),
@@ -80,7 +84,59 @@ def _output_pii(run: RunView, metrics: dict | None) -> dict | None:
                           "yes" if f.get("from_training_data") else "no", str(f.get("excerpt"))) for f in findings]}
 
 
-def _residual(metrics: dict | None) -> list[str]:
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_PRIVACY_KEYS = ("library", "max_grad_norm", "noise_multiplier", "sample_rate", "steps", "accountant", "epsilon_spent",
+                 "delta", "epsilon_target", "delta_source", "epsilon_rdp", "epsilon_prv", "unit", "clipped_fraction")
+
+
+def _guarantee(run: RunView, metrics: dict | None, summary: dict | None) -> dict | None:
+    """A DP run's guarantee (train/summary.json ``privacy``) and its privacy–utility table: base, the non-private
+    reference adapter (variant ``nonprivate``) and the DP adapter side by side — ROUGE-L, the membership attacks' AUC
+    and TPR at 1% FPR, validation loss and training time. ``None`` for a run trained without DP."""
+    from audited_ft.eval.probes.mia import SCORE_NAMES
+
+    privacy = (summary or {}).get("privacy")
+    if not isinstance(privacy, dict):
+        return None
+    m = metrics or {}
+
+    def cell(key):
+        v = m.get(key)
+        return {"value": v if _number(v) else None, "lo": m.get(f"{key}.ci_low"), "hi": m.get(f"{key}.ci_high"),
+                "why": (run.interval_notes or {}).get(key.rsplit(".", 1)[0], {}).get("not_estimable")}
+
+    def row(label, stem, other):
+        # stem: the DP adapter's (the run's own) metric; other: the same metric of the non-private variant — where
+        # the variant's name goes depends on the probe (rouge.rougeL.nonprivate, privacy.mia.nonprivate.loss.auc)
+        return {"label": label, "base": cell(f"{stem}.base"), "nonprivate": cell(f"{other}.adapter"),
+                "dp": cell(f"{stem}.adapter")}
+
+    rows = [row("ROUGE-L on the test split (higher is better)", "rouge.rougeL", "rouge.rougeL.nonprivate")]
+    for score, name in SCORE_NAMES.items():
+        rows.append(row(f"membership AUC, {name} (0.5 is chance)", f"privacy.mia.{score}.auc",
+                        f"privacy.mia.nonprivate.{score}.auc"))
+    for score, name in SCORE_NAMES.items():
+        rows.append(row(f"membership TPR at 1% FPR, {name}", f"privacy.mia.{score}.tpr_at_1pct_fpr",
+                        f"privacy.mia.nonprivate.{score}.tpr_at_1pct_fpr"))
+    rows = [r for r in rows if any(r[c]["value"] is not None for c in ("base", "nonprivate", "dp"))]
+    reference = (summary or {}).get("reference") if isinstance((summary or {}).get("reference"), dict) else None
+    seconds = (summary or {}).get("seconds")
+    ref_seconds = (reference or {}).get("seconds")
+    eps, delta = privacy.get("epsilon_spent"), privacy.get("delta")
+    shown = {k: privacy.get(k) for k in _PRIVACY_KEYS}  # every key the template reads, None where the file lacks it
+    shown["not_covered"] = [str(x) for x in privacy.get("not_covered") or [] if isinstance(x, str)]
+    return {"p": shown, "rows": rows, "reference": reference,
+            "losses": ((reference or {}).get("final_eval_loss"), (summary or {}).get("final_eval_loss")),
+            "seconds": (ref_seconds, seconds),
+            "time_ratio": seconds / ref_seconds if _number(seconds) and _number(ref_seconds) and ref_seconds else None,
+            "bound_1pct": privacy.get("tpr_bound_at_1pct_fpr"),
+            "bound_10pct": min(1.0, math.exp(eps) * 0.1 + delta) if _number(eps) and _number(delta) else None}
+
+
+def _residual(metrics: dict | None, summary: dict | None = None) -> list[str]:
     """The privacy section's residual-risk sentences, each from a number of this run (absent numbers, no sentence)."""
     m = metrics or {}
 
@@ -105,6 +161,18 @@ def _residual(metrics: dict | None) -> list[str]:
         if a is not None and b is not None:
             out.append(f"Extraction ({words}): the adapter completes {a:.0%} of {int(n or 0)} personal values of the "
                        f"training rows, the base {b:.0%}.")
+    privacy = (summary or {}).get("privacy")
+    if isinstance(privacy, dict) and _number(privacy.get("epsilon_spent")):
+        bound = privacy.get("tpr_bound_at_1pct_fpr")
+        out.append(f"Guarantee: the adapter was trained with DP-SGD at ε = {privacy['epsilon_spent']:.2f}, "
+                   f"δ = {privacy.get('delta', 0):.1g} (one training row as the unit)"
+                   + (f"; no membership attack can identify more than {bound:.0%} of training rows at 1 false alarm "
+                      "in 100." if _number(bound) and bound < 1 else
+                      "; at this ε the bound on a membership attack at 1 false alarm in 100 is vacuous (100%): the "
+                      "protection shown is the measured one above, not a proven one."))
+    elif summary is not None:
+        out.append("Guarantee: none — the adapter was trained without differential privacy (train.privacy is not "
+                   "set), so the measurements above are the only evidence.")
     t = val("privacy.output_pii.training_value_rate.adapter")
     if t is not None:
         out.append(f"Outputs: {t:.1%} of the adapter's answers hold a personal value found in the training rows "
