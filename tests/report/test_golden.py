@@ -8,7 +8,9 @@ audit, absent from this older run (a gap in the Summary, a not-measured block, a
 21: the privacy section gained membership inference, PII extraction and PII-in-outputs blocks, which this older run
 shows as "not measured" (27 added lines, none removed). Then for issue 21's DP-SGD part: the privacy section gained
 "A formal guarantee" (for this run, trained without DP: "No formal privacy guarantee") and the residual-risk
-paragraph its guarantee sentence (16 added lines, none removed).
+paragraph its guarantee sentence (16 added lines, none removed). Then for issue 22: the Overfitting section gained
+the general-capability panel and Misalignment the truthfulness panel, both "not measured" for this run, and the
+Summary's list of gaps their two rows (47 added lines, none removed).
 
 The outline keeps every element with its attributes and every text node; it drops inline styles and the inside of
 charts (matplotlib's SVG carries random ids), and replaces hashes and timestamps, which change on every render; it

@@ -64,13 +64,16 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
         metrics.update(numbers)
         for stem, rows in outcome.generations.items():
             write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
+        blind = outcome.info.pop("blind", None) if isinstance(outcome.info, dict) else None
         probes_info[name] = {**doc, "status": "done", "seconds": round(time.time() - started, 2),
                              "info": outcome.info, "intervals": notes}
+        if blind:  # the probe's own blind spots (e.g. a base at chance), beside the range-based ones below
+            probes_info[name]["blind"] = dict(blind)
         log.info("probe %s done in %.1fs", name, time.time() - started)
     variants = [v for v in getattr(model, "variants", ()) if v not in ("base", "adapter")]
     metrics.update(adjust_for_multiplicity(metrics, variants))
     for name, blind in blind_spots(metrics, variants).items():
-        probes_info[name]["blind"] = blind
+        probes_info[name]["blind"] = {**probes_info[name].get("blind", {}), **blind}
     write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
     write_json(rf / "eval/probes.json", probes_info)
     _check_live(model)

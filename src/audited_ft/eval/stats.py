@@ -45,6 +45,8 @@ METHODS = {
     "maximum": "percentile bootstrap within groups, resampled jointly for base and adapter (a maximum over groups)",
     "auc": "percentile bootstrap of the ROC AUC (Mann–Whitney), members and non-members resampled separately, the "
            "same draws for base and adapter",
+    "macro": "percentile bootstrap of the mean over sets, items resampled within each set, the same draws for base "
+             "and adapter",
     "tpr_at_fpr": "percentile bootstrap of the true-positive rate at a fixed false-positive rate, members and "
                   "non-members resampled separately, the same draws for base and adapter",
 }

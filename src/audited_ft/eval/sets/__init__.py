@@ -7,7 +7,8 @@ A set has a name (``advbench``, ``crows_pairs``, ...) and is loaded from one of 
   already in the set's item schema). The offline default; not a benchmark, a smoke check of the probe.
 * a local path — a file or folder of the public set in its published format; ``{data_dir}`` expands to the data
   directory (``data.data_dir``, ``$AFT_DATA_DIR`` or ``../shared/data``).
-* a hub id — ``org/name`` or ``org/name:split``, loaded with ``datasets`` (needs internet).
+* a hub id — ``org/name``, ``org/name:split`` or ``org/name:config:split``, loaded with ``datasets`` (needs
+  internet).
 
 Each module of this package registers one set with :func:`register` (the ``SETS`` registry): a :class:`SetSpec` that
 says where its files lie, how one record becomes an item of the set's schema (documented in the module), and how hub
@@ -62,7 +63,7 @@ class SetSpec:
     parse_file: Optional[Callable[[Path], list[dict]]] = None    # one file → items (non-record formats)
     columns: tuple[str, ...] = ()      # fields a CSV header must have
     parse_hub: Optional[Callable[[Iterable[dict]], list[dict]]] = None  # datasets rows → items
-    hub_id: Optional[str] = None       # default hub id ("org/name:split") for users online
+    hub_id: Optional[str] = None       # default hub id ("org/name:split", "org/name:config:split") for users online
     stratify: Optional[str] = None     # item field kept balanced when a limit subsamples the set
 
     def parse_local(self, path: Path) -> list[dict]:
@@ -289,9 +290,10 @@ def _load_hub(s: SetSpec, data: str) -> list[dict]:
         import datasets
     except ImportError as exc:
         raise MissingDependency(f"Loading {s.title} from the hub", "datasets") from exc
-    repo, _, split = data.partition(":")
+    repo, _, rest = data.partition(":")
+    config, _, split = rest.rpartition(":")  # "org/name:config:split" or "org/name:split"
     try:
-        rows = datasets.load_dataset(repo, split=split or "train")
+        rows = datasets.load_dataset(repo, config or None, split=split or "train")
     except Exception as exc:  # offline, unknown id, gated: all surface as one clear error
         raise DataError(f"evaluation set {s.name!r}: cannot load hub dataset {data!r}: "
                         f"{str(exc).splitlines()[0][:300]}") from None

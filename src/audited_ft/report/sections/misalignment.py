@@ -20,10 +20,13 @@ def misalignment_view(run: RunView, metrics: dict | None, n_samples: int, gaps: 
     if not safety:
         gaps.append((SECTION, "refusal drift and toxicity",
                      why if metrics is None else "no safety.* or toxicity.* keys in eval/metrics.json"))
+    truth = metric_rows(metrics, "truthfulness.", notes=run.interval_notes)
+    if not truth:
+        gaps.append((SECTION, "truthfulness", why if metrics is None else "no truthfulness.* keys"))
     samples = side_by_side(run, n_samples)
     if samples is None:
         gaps.append((SECTION, "side-by-side generations", run.why_absent("eval/generations/base.jsonl", "eval")))
-    return {"rouge": rouge, "safety": safety, "samples": samples, "why": why, "n_samples": n_samples,
+    return {"rouge": rouge, "safety": safety, "truth": truth, "samples": samples, "why": why, "n_samples": n_samples,
             "chart": charts.metric_bars(rouge, "ROUGE F-measure", "rouge"),
             "why_samples": run.why_absent("eval/generations/base.jsonl", "eval"),
             "sources": run.sources("eval/metrics.json", "eval/generations/base.jsonl",

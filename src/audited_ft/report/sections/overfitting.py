@@ -22,8 +22,12 @@ def overfitting_view(run: RunView, metrics: dict | None, gaps: list) -> dict:
     if not memo:
         gaps.append((SECTION, "memorisation of training data", "no memorisation.* keys in eval/metrics.json"))
     canary = metric_rows(metrics, "privacy.canary.", notes=run.interval_notes)
+    capability = metric_rows(metrics, "capability.", notes=run.interval_notes)
+    if not capability:
+        gaps.append((SECTION, "general capability (forgetting)", "no capability.* keys in eval/metrics.json"))
     return {"mia": _mia(run, metrics), "extraction": _extraction(run, metrics),
             "output_pii": _output_pii(run, metrics), "guarantee": _guarantee(run, metrics, summary),
+            "capability": capability, "capability_info": _info(run, "capability"),
             "residual": _residual(metrics, summary), "summary": summary,
             "gap": final_eval - final_train if numeric else None, "memorisation": memo,
             "canary": canary, "canary_bound": (metrics or {}).get("privacy.canary.exposure_bound"),
