@@ -22,7 +22,7 @@ def _rows(n: int = 140) -> list[dict]:
              "summary": " ".join(rng.choices(words, k=10))} for i in range(n)]
 
 
-def _run(tmp, epochs: int, lr: float, max_steps: int | None = None):
+def _run(tmp, epochs: int, lr: float, max_steps: int | None = None, privacy: str = ""):
     from audited_ft.pipeline import stage_data, stage_eval, stage_train, start_run
     from audited_ft.run.folder import write_json
     from tests.tiny_model import build_tiny_llama
@@ -39,7 +39,7 @@ model: {{name_or_path: {model}, use_chat_template: false}}
 data: {{source: {data}, id_field: id, split: {{train: 0.1, validation: 0.02, test: 0.88}},
         max_rows: {{train: 12, validation: 2, test: 120}}, prompt_template: "{{input}} =>"}}
 train: {{epochs: {epochs}, batch_size: 4, learning_rate: {lr}, lr_scheduler: constant, max_length: 64,
-         eval_every_steps: 100000, device: cpu{steps}}}
+         eval_every_steps: 100000, device: cpu{steps}{privacy}}}
 lora: {{r: 16, alpha: 32, dropout: 0.0}}
 quantization: {{load_in_4bit: false}}
 eval: {{max_new_tokens: 4, batch_size: 32, bootstrap_samples: 1000}}
@@ -83,3 +83,16 @@ def test_one_small_step_is_seen_by_the_calibrated_score_only(tmp_path):
     for score in ("loss", "min_k"):
         assert m[f"privacy.mia.{score}.auc.delta.ci_low"] <= 0.0 <= m[f"privacy.mia.{score}.auc.delta.ci_high"], score
     assert m["privacy.mia.calibrated.auc.adapter"] > 0.6 and m["privacy.mia.calibrated.auc.delta.ci_low"] > 0.0
+
+
+def test_dp_training_hides_what_the_same_recipe_without_dp_memorises(tmp_path):
+    """The memorising recipe above, trained with DP-SGD at ε = 1 (train.privacy; the non-private reference trained
+    beside it in the same run): the non-private adapter is caught as before, the DP adapter's attacks stay at chance
+    — every AUC interval holds 0.5 — as the guarantee says they must (TPR ≤ e^ε·FPR + δ: at most 0.03 at 1% FPR)."""
+    m, _ = _run(tmp_path, epochs=60, lr=0.01, privacy=", privacy: {epsilon: 1, max_grad_norm: 1.0}")
+    _show(m)
+    for score in ("loss", "calibrated", "min_k"):
+        assert m[f"privacy.mia.nonprivate.{score}.auc.adapter"] > 0.9, score
+        low, high = m[f"privacy.mia.{score}.auc.adapter.ci_low"], m[f"privacy.mia.{score}.auc.adapter.ci_high"]
+        assert low <= 0.5 <= high, (score, low, high)
+        assert m[f"privacy.mia.{score}.tpr_at_1pct_fpr.adapter"] <= 1 / 12, score  # at most one of the 12 rows

@@ -179,3 +179,31 @@ def test_reads_the_public_xstest_safe_prompts():
     assert out.metrics["safety.refusal.over_refusal.n"] == 20
     types = {g["id"] for g in out.generations["refusal_base"] if g["set"] == "benign"}
     assert len(types) == 20 and all(t.startswith("xstest-") for t in types)
+
+
+@pytest.mark.realdata
+def test_detector_quality_against_human_labels_is_what_the_probe_states():
+    """The detector against XSTest's two annotators (benchmarks/refusal_detector.py): today's patterns reproduce the
+    committed figures the probe reports (refusal_quality.json), and on the two models the patterns were not written
+    against they keep precision ≥ 0.93 with recall ≥ 0.70 (before the lecture-style patterns: recall 0.57, κ 0.60)."""
+    import importlib.util
+    import json
+
+    from tests.conftest import data_dir
+    from tests.paths import REPO
+
+    folder = data_dir() / "xstest" / "completions"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    spec = importlib.util.spec_from_file_location("refusal_detector", REPO / "benchmarks/refusal_detector.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = bench.load(folder)
+    held = bench.figures([p for m in bench.HELD_OUT for p in data[m]])
+    committed = json.loads((REPO / "src/audited_ft/eval/probes/refusal_quality.json").read_text())
+    assert held == committed["held_out"]
+    assert held["completions"] == 900 and held["precision"][0] >= 0.93 and held["recall"][0] >= 0.70
+    assert held["kappa"][1] > 0.6  # the interval's lower end: substantial agreement (Landis and Koch 1977)
+    from audited_ft.eval.probes.refusal import detector_quality
+
+    assert detector_quality()["held_out"] == committed["held_out"]
