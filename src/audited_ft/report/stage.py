@@ -74,7 +74,7 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
     accepted = {str(r.get("audit")) for r in accepted_risks}
     sections = {"dataset": dataset_view(run, audits, accepted, gaps),
                 "discrimination": discrimination_section(run, metrics, gaps),
-                "overfitting": overfitting_view(run, metrics, gaps),
+                "overfitting": overfitting_view(run, metrics, gaps, all_metrics),
                 "misalignment": misalignment_view(run, metrics, n_samples, gaps),
                 "compute": compute_section(run, train_summary, gaps),
                 "dependencies": proprietary_view(run, gaps),

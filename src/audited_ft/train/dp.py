@@ -254,12 +254,16 @@ def train_private(cfg: Config, trainer, folder: Path, device: str, dtype) -> dic
         if step_rows:
             line["loss"] = step_loss / step_rows
             losses.append(line["loss"])
-        if val is not None and (step % t.eval_every_steps == 0 or step == steps):
+        if val is not None and step % t.eval_every_steps == 0:
             line["eval_loss"] = eval_loss(gsm, val, collate, micro, device)
             evals.append((step, line["eval_loss"]))
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
-    seconds = time.time() - started
+    seconds = time.time() - started  # the training loop, as the ordinary trainer's time (its final evaluation after)
+    if val is not None and (not evals or evals[-1][0] != steps):
+        evals.append((steps, eval_loss(gsm, val, collate, micro, device)))
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": steps, "epoch": round(steps * q, 4), "eval_loss": evals[-1][1]}) + "\n")
     gsm.eval()
     gsm._close()  # Opacus' hooks and per-sample buffers off the model before it is saved
     spent = epsilon_spent(sigma, q, steps, delta, p.accountant)

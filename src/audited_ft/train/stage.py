@@ -391,6 +391,7 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
     receives checkpoints/ and speed.json. ``train_ds``/``eval_ds``: prompt/completion rows, or rows already tokenised
     (input_ids and completion_mask; benchmarks/train_throughput.py times this same path on such rows). Returns the
     trainer and the settings."""
+    import torch
     from peft import LoraConfig, prepare_model_for_kbit_training
     from trl import SFTTrainer
 
@@ -419,6 +420,13 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
         args.eval_strategy = "no"
     trainer = _trainer_class(SFTTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                          processing_class=tokenizer, peft_config=lora, callbacks=list(callbacks))
+    if device == "cpu" and dtype == torch.float32:
+        # TRL casts a quantised model's LoRA weights to bfloat16 (the QLoRA paper's recipe, for GPU memory) on every
+        # device; on a CPU computing in float32 that turns each LoRA product into a bfloat16 matmul, which most CPUs
+        # run far slower (benchmarks/dp_cost.py measured the step time: RESULTS.md, "DP-SGD"). Kept in float32 here.
+        for param in trainer.model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
     trainer._aft_lora_names = lora_file_names(trainer.model)  # before FSDP flattens the parameters
     speed = _speed_settings(cfg, folder, trainer, device, kernels, gc_on, resume=resume)
     return trainer, speed

@@ -92,7 +92,7 @@ def test_dp_training_hides_what_the_same_recipe_without_dp_memorises(tmp_path):
     m, _ = _run(tmp_path, epochs=60, lr=0.01, privacy=", privacy: {epsilon: 1, max_grad_norm: 1.0}")
     _show(m)
     for score in ("loss", "calibrated", "min_k"):
-        assert m[f"privacy.mia.nonprivate.{score}.auc.adapter"] > 0.9, score
+        assert m[f"privacy.mia.{score}.auc.nonprivate.adapter"] > 0.9, score
         low, high = m[f"privacy.mia.{score}.auc.adapter.ci_low"], m[f"privacy.mia.{score}.auc.adapter.ci_high"]
         assert low <= 0.5 <= high, (score, low, high)
         assert m[f"privacy.mia.{score}.tpr_at_1pct_fpr.adapter"] <= 1 / 12, score  # at most one of the 12 rows

@@ -123,7 +123,6 @@ class MiaProbe(Probe):
         for v in ctx.model.variants:
             if v == "base":
                 continue
-            prefix = variant_prefix(self.prefix(), v)
             for score in SCORES:
                 sides = {"base": attack_scores(score, per["base"], per["base"]),
                          "adapter": attack_scores(score, per[v], per["base"])}
@@ -133,10 +132,9 @@ class MiaProbe(Probe):
                 point["delta"] = point["adapter"] - point["base"]
                 auc_draws = {s: roc_auc_draws(pos[s][idx_m], neg[s][idx_n]) for s in sides}
                 auc_draws["delta"] = auc_draws["adapter"] - auc_draws["base"]
-                metrics.update(bootstrap_metric(f"{prefix}.{score}.auc", n, point, auc_draws, ctx.stats,
-                                                "auc"))
+                metrics.update(bootstrap_metric(_stem(self.prefix(), score, "auc", v), n, point, auc_draws, ctx.stats, "auc"))
                 for fpr in o.low_fprs:
-                    key = f"{prefix}.{score}.tpr_at_{fpr_tag(fpr)}_fpr"
+                    key = _stem(self.prefix(), score, f"tpr_at_{fpr_tag(fpr)}_fpr", v)
                     if n0 * fpr < 1:
                         info["not_estimable"][key] = (f"{n0} non-members: the smallest false-alarm rate they can "
                                                       f"show is 1 in {n0}, above {fpr:g}; needs at least "
@@ -150,8 +148,13 @@ class MiaProbe(Probe):
                     metrics.update(bootstrap_metric(key, n, tp, tp_draws, ctx.stats, "tpr_at_fpr"))
                 info["roc"][f"{v}.{score}"] = {s: thin(roc_points(pos[s], neg[s])) for s in sides}
                 info["reading"][f"{v}.{score}"] = reading(score, point["adapter"],
-                                                          metrics.get(f"{prefix}.{score}.tpr_at_1pct_fpr.adapter"), n0)
+                                                          metrics.get(f"{_stem(self.prefix(), score, 'tpr_at_1pct_fpr', v)}.adapter"), n0)
         return ProbeOutcome(metrics=metrics, info=info)
+
+
+def _stem(prefix: str, score: str, what: str, variant: str) -> str:
+    """A metric stem of one attack: the variant ends it (``<metric>.<variant>.<side>``), as MetricKey reads it."""
+    return variant_prefix(f"{prefix}.{score}.{what}", variant)
 
 
 def match_by_length(non_members: list[dict], pool: list[dict], rng: random.Random) -> list[dict]:

@@ -136,10 +136,10 @@ class OutputPiiProbe(Probe):
                          and variant in v]
                 if not pairs:
                     continue
-                stem = variant_prefix(self.prefix() if scope is None else f"{self.prefix()}.{group_key(scope)}",
-                                      variant)
+                stem = self.prefix() if scope is None else f"{self.prefix()}.{group_key(scope)}"
                 for what, col in (("pii_rate", 0), ("training_value_rate", 1)):
-                    metrics.update(paired_metric(f"{stem}.{what}", [p["base"][col] for p in pairs],
+                    # the variant ends the stem (<metric>.<variant>.<side>), as MetricKey reads it
+                    metrics.update(paired_metric(variant_prefix(f"{stem}.{what}", variant), [p["base"][col] for p in pairs],
                                                  [p[variant][col] for p in pairs], ctx.stats, PROPORTION))
         return ProbeOutcome(metrics=metrics, info={
             "answers": len(answers), "distinct_answers": len(texts), "answered_by_this_probe": own,

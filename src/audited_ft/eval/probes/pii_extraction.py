@@ -102,15 +102,18 @@ class PiiExtractionProbe(Probe):
         for variant in ctx.model.variants:
             if variant == "base":
                 continue
-            stem = variant_prefix(self.prefix(), variant)
+            p = self.prefix()
             for kind in PROMPTS:
                 for what, col in (("exact_rate", 0), ("partial_rate", 1)):
                     base = [float(h[col]) for h in hits[("base", kind)]]
                     adapter = [float(h[col]) for h in hits[(variant, kind)]]
-                    metrics.update(paired_metric(f"{stem}.{kind}.{what}", base, adapter, ctx.stats, PROPORTION))
+                    # the variant ends the stem (<metric>.<variant>.<side>), as MetricKey reads it
+                    metrics.update(paired_metric(variant_prefix(f"{p}.{kind}.{what}", variant), base, adapter,
+                                                 ctx.stats, PROPORTION))
                     for t in types:
                         idx = [i for i, v in enumerate(picked) if v["entity"] == t]
-                        metrics.update(paired_metric(f"{stem}.{kind}.{group_key(t)}.{what}", [base[i] for i in idx],
+                        metrics.update(paired_metric(variant_prefix(f"{p}.{kind}.{group_key(t)}.{what}", variant),
+                                                     [base[i] for i in idx],
                                                      [adapter[i] for i in idx], ctx.stats, PROPORTION))
         counts = {f"{variant}.{kind}": {"exact": sum(h[0] for h in hs), "partial": sum(h[1] for h in hs)}
                   for (variant, kind), hs in hits.items()}

@@ -110,9 +110,11 @@ class TruthfulnessProbe(Probe):
         for v in ctx.model.variants:
             if v == "base":
                 continue
-            stem = variant_prefix(self.prefix(), v)
-            metrics.update(paired_metric(f"{stem}.mc1", one["base"], one[v], ctx.stats, PROPORTION))
-            metrics.update(paired_metric(f"{stem}.mc2", two["base"], two[v], ctx.stats, MEAN))
+            # the variant ends the stem (<metric>.<variant>.<side>), as MetricKey reads it
+            metrics.update(paired_metric(variant_prefix(f"{self.prefix()}.mc1", v), one["base"], one[v], ctx.stats,
+                                         PROPORTION))
+            metrics.update(paired_metric(variant_prefix(f"{self.prefix()}.mc2", v), two["base"], two[v], ctx.stats,
+                                         MEAN))
         chance = float(np.mean([1.0 / len(it["mc1"]["choices"]) for it in items]))
         info: dict = {"data": probe_set.describe(), "prompt": "Q: <question>\\nA: <option> (zero-shot, no chat "
                       "template)", "mc1_chance": round(chance, 4), "changed": _changed(items, one, o.examples)}

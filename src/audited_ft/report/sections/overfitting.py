@@ -12,7 +12,9 @@ from audited_ft.run.view import RunView
 SECTION = "Overfitting"
 
 
-def overfitting_view(run: RunView, metrics: dict | None, gaps: list) -> dict:
+def overfitting_view(run: RunView, metrics: dict | None, gaps: list, all_metrics: dict | None = None) -> dict:
+    """``metrics``: the run's own adapter's keys; ``all_metrics`` also the other variants' (the privacy–utility table
+    sets a DP run's non-private reference beside it)."""
     log, summary = run.load("train/log.jsonl"), run.load("train/summary.json")
     if log is None:
         gaps.append((SECTION, "training / validation loss curve", run.why_absent("train/log.jsonl", "train")))
@@ -26,7 +28,8 @@ def overfitting_view(run: RunView, metrics: dict | None, gaps: list) -> dict:
     if not capability:
         gaps.append((SECTION, "general capability (forgetting)", "no capability.* keys in eval/metrics.json"))
     return {"mia": _mia(run, metrics), "extraction": _extraction(run, metrics),
-            "output_pii": _output_pii(run, metrics), "guarantee": _guarantee(run, metrics, summary),
+            "output_pii": _output_pii(run, metrics), "guarantee": _guarantee(run, all_metrics if all_metrics is not None else metrics,
+                                                                      summary),
             "capability": capability, "capability_info": _info(run, "capability"),
             "residual": _residual(metrics, summary), "summary": summary,
             "gap": final_eval - final_train if numeric else None, "memorisation": memo,
@@ -112,19 +115,18 @@ def _guarantee(run: RunView, metrics: dict | None, summary: dict | None) -> dict
         return {"value": v if _number(v) else None, "lo": m.get(f"{key}.ci_low"), "hi": m.get(f"{key}.ci_high"),
                 "why": (run.interval_notes or {}).get(key.rsplit(".", 1)[0], {}).get("not_estimable")}
 
-    def row(label, stem, other):
-        # stem: the DP adapter's (the run's own) metric; other: the same metric of the non-private variant — where
-        # the variant's name goes depends on the probe (rouge.rougeL.nonprivate, privacy.mia.nonprivate.loss.auc)
-        return {"label": label, "base": cell(f"{stem}.base"), "nonprivate": cell(f"{other}.adapter"),
+    def row(label, stem):
+        # the DP adapter is the run's own (<stem>.adapter); the non-private one the variant (<stem>.nonprivate.adapter)
+        return {"label": label, "base": cell(f"{stem}.base"), "nonprivate": cell(f"{stem}.nonprivate.adapter"),
                 "dp": cell(f"{stem}.adapter")}
 
-    rows = [row("ROUGE-L on the test split (higher is better)", "rouge.rougeL", "rouge.rougeL.nonprivate")]
+    rows = [row("ROUGE-L on the test split (higher is better)", "rouge.rougeL")]
     for score, name in SCORE_NAMES.items():
-        rows.append(row(f"membership AUC, {name} (0.5 is chance)", f"privacy.mia.{score}.auc",
-                        f"privacy.mia.nonprivate.{score}.auc"))
+        rows.append(row(f"membership AUC, {name} (0.5 is chance)", f"privacy.mia.{score}.auc"))
     for score, name in SCORE_NAMES.items():
-        rows.append(row(f"membership TPR at 1% FPR, {name}", f"privacy.mia.{score}.tpr_at_1pct_fpr",
-                        f"privacy.mia.nonprivate.{score}.tpr_at_1pct_fpr"))
+        rows.append(row(f"membership TPR at 1% FPR, {name}", f"privacy.mia.{score}.tpr_at_1pct_fpr"))
+    rows.append(row("exposure of the planted canaries (bits; the control secrets' level is chance)",
+                    "privacy.canary.exposure"))
     rows = [r for r in rows if any(r[c]["value"] is not None for c in ("base", "nonprivate", "dp"))]
     reference = (summary or {}).get("reference") if isinstance((summary or {}).get("reference"), dict) else None
     seconds = (summary or {}).get("seconds")
