@@ -16,7 +16,7 @@ import time
 from audited_ft import distributed
 from audited_ft.config import Config
 from audited_ft.errors import ConfigError, RunFolderError
-from audited_ft.run.folder import RunFolder, write_json
+from audited_ft.run.folder import RunFolder, inside, write_json
 from audited_ft.run.view import RunView
 from audited_ft.train.power import PowerSampler
 
@@ -329,7 +329,7 @@ def _train(cfg: Config, rf: RunFolder, sub: str, resume: bool, reference: dict |
     val_rows = splits.get("validation") or []
     eval_ds = Dataset.from_list(_prompt_rows(cfg, tokenizer, val_rows)) if val_rows else None
     main = distributed.is_main()
-    folder = rf / sub
+    folder = inside(rf.path, sub)  # sub is one of this module's literals; checked all the same
     log_path = folder / "log.jsonl"
     checkpoint, resumed_step = latest_checkpoint(folder / "checkpoints") if resume else (None, None)
     if main:
