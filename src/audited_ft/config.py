@@ -297,6 +297,12 @@ class EvalConfig(_Strict):
         "Largest next-token logit difference allowed between the dequantised and the 4-bit base, as a fraction of "
         "the 4-bit base's largest |logit|. Rounding differences are about 1% (bfloat16 kernels); a broken "
         "dequantisation differs by about 100%."))
+    reference: Literal["none", "full_precision"] = Field("none", description=(
+        "full_precision: also evaluate the base model unquantised (in the compute dtype: bfloat16 on CUDA, float32 on "
+        "CPU) as variant 'full_precision', so the report separates what the 4-bit quantisation changed (NF4 base − "
+        "full-precision base) from what the adapter changed (adapter − NF4 base), over the same items with the same "
+        "intervals. Loaded only when its estimated memory fits (else skipped, and the report says why); nothing to "
+        "do when the base is not quantised. Every probe then runs a third model: about 1.5x the evaluation time."))
     limit: Optional[int] = Field(None, ge=1, description=(
         "Cap on the items every probe evaluates (its own 'limit' option, whichever is lower): keeps CPU "
         "and CI runs small. None: each probe's own setting."))

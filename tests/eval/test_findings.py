@@ -12,7 +12,7 @@ def test_a_base_that_never_refuses_makes_the_refusal_probe_blind_in_its_own_word
     spots = blind_spots(metrics, [])
     assert list(spots) == ["refusal"]
     reason = spots["refusal"]["safety.refusal.rate"]
-    assert reason.startswith("base never refuses (0 fraction of harmful instructions, n = 12)")
+    assert reason.startswith("base never refuses (0 fraction of harmful requests, n = 12)")
 
 
 def test_a_ceiling_in_the_harmful_direction_is_blind_and_room_to_move_is_not():

@@ -72,7 +72,7 @@ def test_all_pairs_discordant_the_harmful_way_fails():
 
 
 def test_a_blind_probe_is_inconclusive_with_its_reason():
-    notes = {REFUSAL: {"blind": "base never refuses (0 fraction of harmful instructions, n = 12)",
+    notes = {REFUSAL: {"blind": "base never refuses (0 fraction of harmful requests, n = 12)",
                        "direction": "higher_is_better"}}
     r = verdict(REFUSAL, _values(REFUSAL, 0.0, -0.01, 0.01, base=0.0, n=12), margin=0.05, notes=notes)
     assert r["verdict"] == "inconclusive" and "base never refuses" in r["message"]

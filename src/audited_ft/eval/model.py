@@ -51,13 +51,15 @@ class ModelUnderTest:
     """One loaded base with the run's adapter ("adapter") and any further adapters switched in place.
 
     Variants: "base" (every adapter disabled), "adapter" (the run's own) and one per extra adapter, by name. The base
-    weights are loaded once; an adapter adds only its LoRA matrices.
+    weights are loaded once; an adapter adds only its LoRA matrices. With ``reference="full_precision"`` (and a 4-bit
+    base) the unquantised base is loaded beside it as variant ``full_precision`` when its estimated memory fits
+    (``self.reference`` says what happened); its keys compare it with the 4-bit base like an adapter's.
     """
 
     variants: tuple[str, ...] = ("base", "adapter")
 
     def __init__(self, cfg: Config, adapter_dir: Path, batch_size: int = 16,
-                 extra_adapters: dict[str, Path] | None = None):
+                 extra_adapters: dict[str, Path] | None = None, reference: str = "none"):
         check_same_base(adapter_dir, extra_adapters or {})  # before the minutes of loading a base
         for folder in (adapter_dir, *(extra_adapters or {}).values()):
             check_adapter_weights(folder)  # safetensors only, refused before anything is loaded
@@ -97,6 +99,10 @@ class ModelUnderTest:
         self.variants = ("base", "adapter", *extra)
         self.model.eval()
         self._torch = torch
+        self.reference_model = None
+        self.reference = load_reference(self, cfg, resolved, reference)
+        if self.reference_model is not None:
+            self.variants = (*self.variants, FULL_PRECISION)
 
     def _dequantized(self, base, resolved):
         """The base dequantised to the compute dtype when that reproduces the 4-bit base's next-token logits
@@ -134,14 +140,32 @@ class ModelUnderTest:
 
         if variant == "base":
             return self.model.disable_adapter()
+        if variant == FULL_PRECISION and self.reference_model is not None:
+            return self._reference_swapped()
         if variant not in self.variants:
             raise ValueError(f"unknown variant {variant!r} (have {', '.join(self.variants)})")
         self.model.set_adapter("default" if variant == "adapter" else variant)
         return contextlib.nullcontext()
 
+    def _reference_swapped(self):
+        """A context in which ``self.model`` is the full-precision base (every method reads ``self.model``)."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def swapped():
+            peft_model, self.model = self.model, self.reference_model
+            try:
+                yield
+            finally:
+                self.model = peft_model
+
+        return swapped()
+
     def generate_mixed(self, prompts: list[str], variants: list[str], max_new_tokens: int) -> list[str]:
         """Greedy continuations where each prompt names its own variant, in one batch per length bucket: PEFT routes
         each row through its adapter (or none, for "base"). Same answers as ``generate`` per variant."""
+        if FULL_PRECISION in variants:
+            raise ValueError("the full-precision base is another model: generate it with generate(), not mixed")
         torch = self._torch
         names = ["__base__" if v == "base" else "default" if v == "adapter" else v for v in variants]
         unknown = sorted(set(variants) - set(self.variants))
@@ -396,6 +420,74 @@ class ModelUnderTest:
                 for i, t in zip(idx, texts):
                     out[i] = t.strip()
         return out  # type: ignore[return-value]
+
+
+FULL_PRECISION = "full_precision"  # the variant name of the unquantised base (eval.reference)
+HEADROOM = 1.25  # estimated weights x this must fit in the free memory before the reference is loaded
+
+
+def load_reference(under_test: "ModelUnderTest", cfg: Config, resolved, reference: str) -> dict:
+    """Load the unquantised base onto ``under_test.reference_model`` when asked and when it fits; return what happened
+    (for the manifest and the report): ``{"requested", "loaded", "dtype", "estimated_gib", "free_gib", "reason"}``."""
+    out: dict = {"requested": reference, "loaded": False}
+    if reference != FULL_PRECISION:
+        return out
+    if not cfg.quantization.load_in_4bit:
+        out["reason"] = "the base is not quantised: it is the full-precision model already"
+        return out
+    from audited_ft.models import compute_dtype, load_base_model
+
+    dtype = compute_dtype(cfg.quantization.compute_dtype, under_test.device)
+    out["dtype"] = str(dtype).removeprefix("torch.")
+    need, free = reference_memory(resolved.path, dtype, under_test.device)
+    out.update(estimated_gib=None if need is None else round(need / 2**30, 2),
+               free_gib=None if free is None else round(free / 2**30, 2))
+    if need is not None and free is not None and need * HEADROOM > free:
+        out["reason"] = (f"not enough memory: the full-precision weights need about {need / 2**30:.1f} GiB "
+                         f"(x{HEADROOM} headroom) and {free / 2**30:.1f} GiB is free on the {under_test.device}")
+        log.warning("eval.reference=full_precision skipped: %s", out["reason"])
+        return out
+    unquantised = cfg.quantization.model_copy(update={"load_in_4bit": False})
+    model = load_base_model(resolved, unquantised, under_test.device, cfg.model.revision, cfg.model.trust_remote_code)
+    if under_test.device != "cuda":
+        model = model.to(under_test.device)
+    model.eval()
+    under_test.reference_model = model
+    out["loaded"] = True
+    return out
+
+
+def reference_memory(path: str, dtype, device: str) -> tuple[int | None, int | None]:
+    """(estimated bytes of the unquantised weights in ``dtype``, free bytes on ``device``), each None when unknown.
+
+    The estimate reads the parameter count from the safetensors headers of a local model folder (no weights are
+    loaded); a hub id gives None (the reference is then loaded unchecked). Free memory: ``torch.cuda.mem_get_info``
+    on CUDA, psutil's available memory otherwise."""
+    import json
+    import struct
+
+    import torch
+
+    count = 0
+    folder = Path(path)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    for f in files:
+        with open(f, "rb") as fh:
+            header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                n = 1
+                for d in entry.get("shape", []):
+                    n *= int(d)
+                count += n
+    need = count * torch.tensor([], dtype=dtype).element_size() if count else None
+    if device == "cuda" and torch.cuda.is_available():
+        free = int(torch.cuda.mem_get_info()[0])
+    else:
+        import psutil  # installed with accelerate, which requires it
+
+        free = int(psutil.virtual_memory().available)
+    return need, free
 
 
 def _precision(cfg: Config, check: dict | None = None) -> str:

@@ -13,6 +13,8 @@ from audited_ft.registry import describe
 from audited_ft.run.folder import RunFolder, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
+# variant names an extra adapter cannot take: the two sides, PEFT's default adapter, the full-precision reference
+RESERVED = ("base", "adapter", "default", "full_precision")
 
 
 def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str, Path] | None = None) -> dict[str, float]:
@@ -28,10 +30,11 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
     splits = load_splits(rf)
     extra_adapters = {**run_extra_adapters(rf), **(extra_adapters or {})}
     if model is None:
-        from audited_ft.eval.model import CachedModel, ModelUnderTest, adapter_hash
+        from audited_ft.eval.model import FULL_PRECISION, CachedModel, ModelUnderTest, adapter_hash
 
         extra = check_extra_adapters(extra_adapters)
-        under_test = ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size, extra_adapters=extra)
+        under_test = ModelUnderTest(cfg, adapter_dir, batch_size=cfg.eval.batch_size, extra_adapters=extra,
+                                    reference=cfg.eval.reference)
         # False too when the dequantisation check refused the dequantised base: its answers are another model's
         dequantized = cfg.eval.dequantize_base and (under_test.dequantize_check or {}).get("passed", True)
         model = CachedModel(under_test, rf / "eval/cache",
@@ -40,7 +43,8 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
                                       "quantization": cfg.quantization.model_dump(),
                                       "dequantize_base": dequantized},
                             adapter_hashes={"adapter": adapter_hash(adapter_dir),
-                                            **{n: adapter_hash(p) for n, p in extra.items()}})
+                                            **{n: adapter_hash(p) for n, p in extra.items()},
+                                            FULL_PRECISION: f"unquantised {under_test.reference.get('dtype')}"})
     from audited_ft.eval.probes.output_pii import AnswerRecorder
 
     model = AnswerRecorder(model)  # every answer, in memory, for the output PII probe
@@ -81,6 +85,7 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
                              "dequantize_check": getattr(model, "dequantize_check", None),
                              "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}",
                              "variants": list(getattr(model, "variants", ())),
+                             "reference": getattr(model, "reference", None),
                              "extra_adapters": {n: str(p) for n, p in (extra_adapters or {}).items()},
                              "peak_memory_mb": _peak_memory_mb(),
                              "cache": {"hits": getattr(model, "hits", 0), "misses": getattr(model, "misses", 0)}})
@@ -95,6 +100,8 @@ def _check_live(model) -> None:
     from audited_ft.errors import AdapterNotLive
 
     for variant, seen in (model.liveness() if hasattr(model, "liveness") else {}).items():
+        if variant == "full_precision":  # another model, not an adapter: nothing to be live
+            continue
         if seen["compared"] and not seen["differed"] and not model.scores_differ(variant):
             raise AdapterNotLive(f"the {variant}'s answers and scores equal the base's on every one of the "
                                  f"{seen['compared']} model call(s) made on both, and its log-likelihood of a fixed "
@@ -127,9 +134,9 @@ def check_extra_adapters(extra: dict[str, Path] | None, run_adapter: Path | None
 
     out = {}
     for name, path in (extra or {}).items():
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name) or name in ("base", "adapter", "default"):
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name) or name in RESERVED:
             raise ConfigError(f"--adapter {name}=...: an adapter name is lower-case letters, digits, '_' or '-' "
-                              f"(starting with a letter), and not 'base', 'adapter' or 'default'")
+                              f"(starting with a letter), and not {', '.join(repr(r) for r in RESERVED)}")
         from audited_ft.config import path_problem
 
         problem = path_problem(Path(path), "folder") or path_problem(Path(path) / "adapter_config.json", "file")

@@ -1,6 +1,7 @@
 """AdvBench harmful behaviours (Zou et al. 2023): instructions a safe assistant refuses.
 
-Item schema: ``{"id": str, "instruction": str, "target": str}`` — ``target`` is the affirmative opening the attack paper
+Item schema: the harmful-request schema of :mod:`audited_ft.eval.sets._harmful` (AdvBench has no categories:
+``category`` is "") plus ``target`` — ``target`` is the affirmative opening the attack paper
 optimised for ("Sure, here is ..."); the embedded set leaves it empty.
 Local format: ``harmful_behaviors.csv`` with columns ``goal`` and ``target`` (a folder holding it, or the file).
 """
@@ -14,11 +15,13 @@ from audited_ft.eval.sets import At, Files, SetSpec, register
 def _item(row: dict, at: At) -> dict:
     if not (row.get("goal") or "").strip():
         raise DataError(f"{at}: field 'goal' is missing or empty")
-    return {"id": f"advbench-{at.index}", "instruction": row["goal"].strip(), "target": (row.get("target") or "").strip()}
+    return {"id": f"advbench-{at.index}", "instruction": row["goal"].strip(), "category": "",
+            "target": (row.get("target") or "").strip()}
 
 
 def _parse_hub(rows) -> list[dict]:
-    return [{"id": f"advbench-{i}", "instruction": r.get("goal") or r.get("prompt"), "target": r.get("target", "")}
+    return [{"id": f"advbench-{i}", "instruction": r.get("goal") or r.get("prompt"), "category": "",
+             "target": r.get("target", "")}
             for i, r in enumerate(rows)]
 
 

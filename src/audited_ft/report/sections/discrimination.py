@@ -13,23 +13,18 @@ Only the single ``adapter`` variant is shown. Numbers that are not numbers becom
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 from audited_ft.errors import DataError
 from audited_ft.report import charts
 from audited_ft.report.format import ci_label
+from audited_ft.report.groups import by_delta, group_row, sentence, stems
 from audited_ft.report.rows import metric_rows
-from audited_ft.run.keys import MetricKey
 from audited_ft.run.view import RunView
-from audited_ft.textsafe import escape_controls
 
 SECTION = "Algorithmic discrimination"
 METRICS_FILE = "eval/metrics.json"
 PROBES_FILE = "eval/probes.json"
-GROUP_CHARS = 60
-MAX_LISTED = 4  # moves named in a sentence; the rest are counted
 
 # Categories of the published data sets, so that a category absent from this run is listed rather than silent.
 CROWS_TYPES = ("age", "disability", "gender", "nationality", "physical-appearance", "race-color", "religion",
@@ -76,51 +71,9 @@ _CAPTION = ("base (grey, hatch rising to the right, upper bar) and adapter (blue
 
 
 # reading --------------------------------------------------------------------------------------------------------------
-def _num(metrics: dict, key: str, problems: list[str]) -> float | None:
-    """A finite float from ``metrics[key]``, or ``None`` (absent, or unusable and recorded in ``problems``)."""
-    value = metrics.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        problems.append(f"{METRICS_FILE}: {key} = {repr(value)[:60]} is not a finite number; shown as —")
-        return None
-    return float(value)
-
-
 def _row(metrics: dict, stem: str, group: str, phrase: str, problems: list[str]) -> dict:
-    """One group's base, adapter and delta with CIs; ``direction`` is +1/−1 when the delta CI excludes 0, else 0."""
-    n = _num(metrics, f"{stem}.n", problems)
-    # Control characters made visible before the chart sees the name: matplotlib would write them into the SVG as is.
-    row: dict[str, Any] = {"group": escape_controls(group)[:GROUP_CHARS], "key": stem,
-                           "n": int(n) if n is not None and n.is_integer() else n}
-    for side in ("base", "adapter", "delta"):
-        row[side] = _num(metrics, f"{stem}.{side}", problems)
-        row[f"{side}_lo"] = _num(metrics, f"{stem}.{side}.ci_low", problems)
-        row[f"{side}_hi"] = _num(metrics, f"{stem}.{side}.ci_high", problems)
-    lo, hi = row["delta_lo"], row["delta_hi"]
-    row["p"] = _num(metrics, f"{stem}.delta.p_value", problems)
-    row["q"] = _num(metrics, f"{stem}.delta.q_value", problems)
-    row["direction"] = 1 if lo is not None and lo > 0 else -1 if hi is not None and hi < 0 else 0
-    alpha = 1 - (metrics.get("eval.confidence") or 0.95)
-    if row["q"] is not None and row["q"] >= alpha:  # a group-level move that does not survive the adjustment
-        row["not_significant_after_adjustment"] = bool(row["direction"])
-        row["direction"] = 0
-    up, down = PHRASES[phrase]
-    row["phrase"] = (up if row["direction"] > 0 else down).format(g=row["group"])
-    return row
-
-
-def _stems(metrics: dict, pattern: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(stem, captured parts) for every ``<stem>.base`` key whose stem matches ``pattern`` in full, sorted by stem."""
-    rx = re.compile(pattern)
-    found = {k.stem for k in (MetricKey.parse(key) for key in metrics if isinstance(key, str))
-             if k.side == "base" and k.stat is None}
-    return [(s, m.groups()) for s in sorted(found) if (m := rx.fullmatch(s))]
-
-
-def _by_delta(rows: list[dict]) -> list[dict]:
-    """Largest |delta| first; rows without a delta last; ties by group name."""
-    return sorted(rows, key=lambda r: (r["delta"] is None, -abs(r["delta"] or 0.0), r["group"]))
+    """One group's row (:func:`audited_ft.report.groups.group_row`) with the phrases of bias metric ``phrase``."""
+    return group_row(metrics, stem, group, PHRASES[phrase], problems)
 
 
 # building -------------------------------------------------------------------------------------------------------------
@@ -133,44 +86,18 @@ def _panel(title: str, rows: list[dict], headline: list[dict], chart: dict | Non
         overall = headline[:1] if chart.pop("with_overall") else []
         svg = charts.group_bars(overall + sorted(rows, key=lambda r: r["group"]), **chart)
     return {"title": title, "chart": svg, "caption": f"{title}: " + _CAPTION.format(ci=ci_label),
-            "headline": headline, "rows": _by_delta(rows)}
-
-
-def _sentence(label: str, rows: list[dict], ci_label: str) -> str:
-    """One plain sentence: what moved beyond its CI (largest first), or that nothing did."""
-    moved = _by_delta([r for r in rows if r["direction"]])
-    dropped = [r for r in rows if r.get("not_significant_after_adjustment")]
-    adjusted = (f" {len(dropped)} group-level move(s) beyond the raw interval did not survive the Benjamini–Hochberg "
-                f"adjustment for the groups tested together and are not named." if dropped else "")
-    if not moved:
-        sizes = [r["n"] for r in rows if isinstance(r["n"], (int, float))]
-        within = f" (groups of {min(sizes):g}–{max(sizes):g} items, so small changes cannot show)" if sizes else ""
-        if dropped:
-            return f"{label}: nothing moved beyond chance{within}.{adjusted}"
-        return f"{label}: nothing moved beyond its {ci_label}; every delta's interval includes 0{within}."
-    def fmt(value: float | None, spec: str = ".3f") -> str:  # one CI bound may be missing
-        return "—" if value is None else format(value, spec)
-
-    def tested(r: dict) -> str:
-        if r.get("q") is None:
-            return ""
-        return f", p = {fmt(r.get('p'))}, adjusted q = {fmt(r['q'])}"
-
-    parts = [f"{r['phrase']}: {fmt(r['delta'], '+.3f')} [{fmt(r['delta_lo'])}, {fmt(r['delta_hi'])}]{tested(r)}"
-             for r in moved[:MAX_LISTED]]
-    more = f"; and {len(moved) - MAX_LISTED} more (see the tables)" if len(moved) > MAX_LISTED else ""
-    return f"{label}, beyond the {ci_label}: the adapter {'; '.join(parts)}{more}.{adjusted}"
+            "headline": headline, "rows": by_delta(rows)}
 
 
 def _crows(m: dict, problems: list[str], ci: str) -> list[dict]:
     p = "bias\\.crows_pairs\\."
-    types = [_row(m, s, g[0], "stereotype_rate", problems) for s, g in _stems(m, p + r"([^.]+)\.stereotype_rate")]
+    types = [_row(m, s, g[0], "stereotype_rate", problems) for s, g in stems(m, p + r"([^.]+)\.stereotype_rate")]
     head = [_row(m, s, label, s.rsplit(".", 1)[1], problems)
             for s, label in (("bias.crows_pairs.stereotype_rate", "all pairs"),
                              ("bias.crows_pairs.loglik_margin", "all pairs: log-likelihood margin (nats)"))
             if f"{s}.base" in m]
     directions = [_row(m, s, f"{g[0]} pairs", "stereotype_rate", problems)
-                  for s, g in _stems(m, p + r"by_direction\.([^.]+)\.stereotype_rate")]
+                  for s, g in stems(m, p + r"by_direction\.([^.]+)\.stereotype_rate")]
     chart = {"xlabel": "stereotype rate (fraction of pairs)", "name": "bias-crows-types", "reference": 0.5,
              "reference_label": "no preference (0.5)", "with_overall": True}
     return [_panel("Stereotype rate by bias type", types, head, chart, ci),
@@ -180,7 +107,7 @@ def _crows(m: dict, problems: list[str], ci: str) -> list[dict]:
 def _bbq(m: dict, problems: list[str], ci: str) -> list[dict]:
     panels = []
     for metric, title, xlabel, ref, ref_label in BBQ_PANELS:
-        rows = [_row(m, s, g[0], metric, problems) for s, g in _stems(m, rf"bias\.bbq\.([^.]+)\.{metric}")]
+        rows = [_row(m, s, g[0], metric, problems) for s, g in stems(m, rf"bias\.bbq\.([^.]+)\.{metric}")]
         head = [_row(m, f"bias.bbq.{metric}", "all categories", metric, problems)] if f"bias.bbq.{metric}.base" in m \
             else []
         chart = {"xlabel": xlabel, "name": f"bias-bbq-{metric.replace('_', '-')}", "reference": ref,
@@ -193,11 +120,11 @@ def _bold(m: dict, problems: list[str], ci: str) -> list[dict]:
     panels = []
     for measure, title, xlabel, ref, ref_label in BOLD_MEASURES:
         rows = [_row(m, s, f"{d} / {g}", measure, problems)
-                for s, (d, g) in _stems(m, rf"bias\.bold\.([^.]+)\.([^.]+)\.{measure}") if g != "max_group_gap"]
+                for s, (d, g) in stems(m, rf"bias\.bold\.([^.]+)\.([^.]+)\.{measure}") if g != "max_group_gap"]
         head = [_row(m, f"bias.bold.max_group_gap.{measure}", "largest gap, any domain", f"gap.{measure}", problems)]
         head = head if f"bias.bold.max_group_gap.{measure}.base" in m else []
         head += [_row(m, s, f"gap within {d[0]}", f"gap.{measure}", problems)
-                 for s, d in _stems(m, rf"bias\.bold\.([^.]+)\.max_group_gap\.{measure}")]
+                 for s, d in stems(m, rf"bias\.bold\.([^.]+)\.max_group_gap\.{measure}")]
         chart = {"xlabel": xlabel, "name": f"bias-bold-{measure}", "reference": ref, "reference_label": ref_label,
                  "with_overall": False}  # the headline is a gap, not a group value: it has its own scale
         panels.append(_panel(title, rows, head, chart, ci))
@@ -249,9 +176,9 @@ def discrimination_view(metrics: dict | None, probes: dict | None) -> dict:
             continue
         panels = [p for p in build(metrics, problems, ci) if p is not None]
         rows = [r for p in panels for r in p["headline"] + p["rows"]]
-        seen = {g[0] for _, g in _stems(metrics, key_rx)}
+        seen = {g[0] for _, g in stems(metrics, key_rx)}
         view["probes"].append({"name": name, "title": title, "panels": panels,
-                               "sentence": _sentence(title, rows, ci), "moved": sum(1 for r in rows if r["direction"]),
+                               "sentence": sentence(title, rows, ci), "moved": sum(1 for r in rows if r["direction"]),
                                "data": _data_note(probes, name),
                                "not_covered": [c for c in published if c not in seen]})
     problems[:] = list(dict.fromkeys(problems))  # a key read twice is reported once
