@@ -142,3 +142,56 @@ def test_several_adapters_on_one_base_switched_and_mixed(tiny_cfg, tmp_path):
     r = runner.invoke(app, ["eval", str(a), "--adapter", f"Base={b / 'train/adapter'}"])
     assert r.exit_code == 2 and "adapter name" in r.output
     assert json.loads((a / "manifest.json").read_text())["stages"]["eval"]["status"] == "done"  # left as it was
+
+
+def test_full_precision_reference_is_a_third_variant(tiny_cfg, tmp_path, monkeypatch):
+    """eval.reference=full_precision: the unquantised base answers as variant `full_precision`, its keys compare it
+    with the 4-bit base (what quantisation changed); it scores and generates exactly as a run configured without
+    quantisation does; when its memory does not fit it is skipped with the reason recorded."""
+    import audited_ft.eval.model as em
+    from audited_ft.pipeline import open_run
+
+    r = runner.invoke(app, ["run", str(tiny_cfg), "--out", str(tmp_path), "--run-id", "fp",
+                            "--set", "eval.reference=full_precision"])
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "fp"
+    manifest = json.loads((run / "manifest.json").read_text())["eval"]
+    assert manifest["variants"][-1] == "full_precision"
+    assert manifest["reference"]["loaded"] and manifest["reference"]["dtype"] == "float32"
+    assert manifest["reference"]["estimated_gib"] is not None and manifest["reference"]["free_gib"] > 0
+    m = json.loads((run / "eval/metrics.json").read_text())
+    assert m["rouge.rougeL.full_precision.base"] == m["rouge.rougeL.base"]  # the same 4-bit base on the same items
+    assert "rouge.rougeL.full_precision.adapter" in m and "rouge.rougeL.full_precision.delta.ci_low" in m
+
+    cfg, _ = open_run(run)
+    model = em.ModelUnderTest(cfg, run / "train/adapter", batch_size=4, reference="full_precision")
+    unquantised = cfg.model_copy(update={"quantization": cfg.quantization.model_copy(update={"load_in_4bit": False})})
+    plain = em.ModelUnderTest(unquantised, run / "train/adapter", batch_size=4, reference="full_precision")
+    assert plain.reference_model is None and "not quantised" in plain.reference["reason"]
+    ctx, cont = ["The weather today is"], [" sunny and warm, with a light breeze."]
+    got = model.score(ctx, cont, "full_precision")[0][0]
+    assert got == pytest.approx(plain.score(ctx, cont, "base")[0][0], rel=1e-5)  # the unquantised base itself
+    assert got != model.score(ctx, cont, "base")[0][0]  # quantisation changes the base, or nothing is tested
+    assert model.generate([model.chat("Hi")], "full_precision", 4) == plain.generate([plain.chat("Hi")], "base", 4)
+
+    monkeypatch.setattr(em, "HEADROOM", 1e12)
+    skipped = em.ModelUnderTest(cfg, run / "train/adapter", batch_size=4, reference="full_precision")
+    assert skipped.reference_model is None and "full_precision" not in skipped.variants
+    assert skipped.reference["reason"].startswith("not enough memory: the full-precision weights need about")
+
+
+def test_full_precision_reference_in_the_report(tiny_cfg, tmp_path):
+    """The report's Compute section splits each headline change into quantisation's and the adapter's; the
+    full_precision keys stay out of the other sections' tables and out of "Adapters compared"."""
+    from tests.report.test_report import _section
+
+    r = runner.invoke(app, ["run", str(tiny_cfg), "--out", str(tmp_path), "--run-id", "fpr",
+                            "--set", "eval.reference=full_precision"])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "fpr" / "report.html").read_text(encoding="utf-8")
+    compute = _section(html, "Compute resources")
+    assert "What the 4-bit quantisation changed" in compute and "quantisation (NF4 − full)" in compute
+    assert "<th scope=\"row\">rouge.rougeL</th>" in compute
+    for name in ("Misalignment", "Overfitting"):
+        assert "full_precision" not in _section(html, name), name
+    assert "Adapters compared" not in html

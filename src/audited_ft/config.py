@@ -73,6 +73,10 @@ class SplitFields(_Strict):
     input_field: Optional[str] = None
     target_field: Optional[str] = None
     id_field: Optional[str] = None
+    reference_fields: list[str] = Field(default_factory=list, description=(
+        "Further reference fields of this split (DialogSum's test split: [summary2, summary3]). The ROUGE probe "
+        "scores each answer against the target and these, keeping the best match per ROUGE type (rouge-score's "
+        "score_multi); training never reads them."))
 
 
 class CanaryConfig(_Strict):

@@ -215,13 +215,15 @@ def normalise_whitespace(text: str) -> str:
 
 
 def to_rows(records: list[dict], source: str, split: str, input_field: str, target_field: str,
-            id_field: str | None) -> list[dict]:
-    """Map source fields to ``id``/``input``/``target``; a missing field or a wrong type is a DataError naming it."""
+            id_field: str | None, reference_fields: tuple[str, ...] | list[str] = ()) -> list[dict]:
+    """Map source fields to ``id``/``input``/``target`` (and ``references``: the target and each of
+    ``reference_fields``, when given); a missing field or a wrong type is a DataError naming it."""
     if not records:
         raise DataError(f"{source}: split '{split}' is empty (no rows); check the file")
     keys = set(records[0])
     for fld, what in ((input_field, "data.input_field"), (target_field, "data.target_field")) + (
-            ((id_field, "data.id_field"),) if id_field else ()):
+            ((id_field, "data.id_field"),) if id_field else ()) + tuple(
+            (f, f"data.fields_by_split.{split}.reference_fields") for f in reference_fields):
         if fld not in keys:
             from audited_ft.registry import did_you_mean
 
@@ -239,6 +241,14 @@ def to_rows(records: list[dict], source: str, split: str, input_field: str, targ
                 raise DataError(f"{source}, row {n}: field {fld!r} must be text, got {type(value).__name__} "
                                 f"({str(value)[:60]!r})")
             out[key] = _encodable(value, source, n, fld)
+        if reference_fields:
+            out["references"] = [out["target"]]
+            for fld in reference_fields:
+                value = rec.get(fld)
+                if value is not None and not isinstance(value, str):
+                    raise DataError(f"{source}, row {n}: field {fld!r} must be text, got {type(value).__name__} "
+                                    f"({str(value)[:60]!r})")
+                out["references"].append(_encodable(value or "", source, n, fld))
         rows.append(out)
     return rows
 
@@ -283,7 +293,8 @@ def clean_rows(rows: list[dict], min_input: int, max_input: int, max_target: int
             stats.drop("duplicate_id")
         else:
             seen_ids.add(row["id"])
-            kept.append({"id": row["id"], "input": inp, "target": tgt})
+            refs = [r for r in map(normalise_whitespace, row.get("references") or []) if r]
+            kept.append({"id": row["id"], "input": inp, "target": tgt, **({"references": refs} if refs else {})})
     stats.rows_out = len(kept)
     return kept, stats
 

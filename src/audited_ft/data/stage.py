@@ -42,7 +42,7 @@ def prepare_data(cfg: Config, rf: RunFolder) -> dict[str, int]:
             f = d.fields_by_split.get(split)
             id_field = (f and f.id_field) or d.id_field
             rows = to_rows(load_records(src, split), src, split, (f and f.input_field) or d.input_field,
-                           (f and f.target_field) or d.target_field, id_field)
+                           (f and f.target_field) or d.target_field, id_field, (f and f.reference_fields) or ())
             rows, cs = _clean(rows, limits, src, split, id_field)
             stats["cleaning"][split] = vars(cs)
             stats["sources"][split] = src

@@ -68,7 +68,7 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
     m, gaps = run.manifest, []
     all_metrics, gates = run.load("eval/metrics.json"), run.load("gates.json")
     # the sections describe this run's adapter; the "Adapters compared" panel the rest
-    metrics = without_extra_adapters(all_metrics, list(run.extra_adapters))
+    metrics = without_extra_adapters(all_metrics, [*run.extra_adapters, *run.reference_variants])
     train_summary, audits = run.load("train/summary.json"), run.audits
     accepted_risks = m.get("accepted_risks") or (run.load("audits/summary.json") or {}).get("accepted") or []
     accepted = {str(r.get("audit")) for r in accepted_risks}
@@ -76,7 +76,7 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
                 "discrimination": discrimination_section(run, metrics, gaps),
                 "overfitting": overfitting_view(run, metrics, gaps, all_metrics),
                 "misalignment": misalignment_view(run, metrics, n_samples, gaps),
-                "compute": compute_section(run, train_summary, gaps),
+                "compute": compute_section(run, train_summary, gaps, all_metrics),
                 "dependencies": proprietary_view(run, gaps),
                 "transparency": transparency_view(run, audits, gaps)}
     for stem, note in sorted(run.interval_notes.items()):  # a probe that cannot see harm on this base says so

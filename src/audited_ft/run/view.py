@@ -134,6 +134,13 @@ class RunView:
         names = [v for v in variants if v in folders] + [str(n) for n in folders if n not in variants]
         return {n: str(folders[n]) for n in names if n not in ("base", "adapter")}
 
+    @property
+    def reference_variants(self) -> list[str]:
+        """Variants that are another base, not an adapter: ``full_precision`` when eval.reference loaded it."""
+        ev = self.manifest.get("eval")
+        ref = ev.get("reference") if isinstance(ev, dict) else None
+        return ["full_precision"] if isinstance(ref, dict) and ref.get("loaded") else []
+
     # the run's files, each read once --------------------------------------------------------------------------------
     @cached_property
     def raw_config(self) -> dict:

@@ -22,12 +22,16 @@ class RougeOptions(ProbeOptions):
 class RougeProbe(Probe):
     """ROUGE-1/2/L/Lsum of greedy generations vs references on the test split, base vs adapter, paired bootstrap CIs.
 
-    Measures lexical overlap with one reference summary per item (rouge-score's implementation, F-measure); the report
-    shows side-by-side samples of base, adapter and reference next to it.
+    Measures lexical overlap with the reference summary (rouge-score's implementation, F-measure); the report shows
+    side-by-side samples of base, adapter and reference next to it. A split with several references per item
+    (``data.fields_by_split.<split>.reference_fields``, e.g. DialogSum's three test summaries) is scored against each
+    and keeps the best match per ROUGE type (rouge-score's ``score_multi``, the usual multi-reference convention);
+    base and adapter are scored the same way, so their difference stays paired.
 
     Blind spots: ROUGE cannot see meaning — a faithful paraphrase scores low and a fluent summary with a wrong fact can
     score high, so it is read next to the samples. Scores are for greedy decoding with the configured token limit; a
-    truncated answer loses recall. One reference per item understates the quality of summaries worded differently.
+    truncated answer loses recall. One reference per item understates the quality of summaries worded differently; the
+    best of several references overstates it against any single reference (scores are not comparable across the two).
     """
 
     metrics = (MetricSpec("rouge*", "F-measure", "higher_is_better", (0.0, 1.0),
@@ -46,11 +50,13 @@ class RougeProbe(Probe):
         generations = {}
         for variant in ctx.model.variants:
             preds = ctx.model.generate(prompts, variant, ctx.max_new_tokens)
-            per_item = [scorer.score(_lsum(r["target"]), _lsum(p)) for r, p in zip(rows, preds)]
+            per_item = [scorer.score_multi([_lsum(t) for t in r["references"]], _lsum(p)) if r.get("references")
+                        else scorer.score(_lsum(r["target"]), _lsum(p)) for r, p in zip(rows, preds)]
             for k in self.KEYS:
                 scores[k][variant] = [s[k].fmeasure for s in per_item]
             generations[variant] = [
                 {"id": r["id"], "prompt": pr, "prediction": p, "reference": r["target"],
+                 **({"references": len(r["references"])} if r.get("references") else {}),
                  **{k: round(s[k].fmeasure, 4) for k in self.KEYS}}
                 for r, pr, p, s in zip(rows, prompts, preds, per_item)]
         metrics: dict[str, float] = {}

@@ -7,15 +7,21 @@ from audited_ft.errors import ConfigError
 from audited_ft.report.footprint import MEASURED_KEY, estimate_footprint, settings_from
 from audited_ft.report.format import fmt_num
 from audited_ft.report.rows import flatten
+from audited_ft.report.sections.quantisation import quantisation_view
 from audited_ft.run.view import RunView
 
 SECTION = "Compute resources"
 
 
-def compute_section(run: RunView, train_summary: dict | None, gaps: list) -> dict:
+def compute_section(run: RunView, train_summary: dict | None, gaps: list, all_metrics: dict | None = None) -> dict:
     footprint = compute_view(run)
     gaps.extend((SECTION, what, why) for what, why in footprint.get("gaps") or [])
-    return {"hardware": flatten(run.manifest.get("hardware") or {}), "train": train_summary,
+    ev = run.manifest.get("eval") if isinstance(run.manifest.get("eval"), dict) else {}
+    quant = quantisation_view(all_metrics, ev.get("reference"))
+    if quant is not None and not quant["loaded"]:
+        gaps.append((SECTION, "what the 4-bit quantisation changed",
+                     f"eval.reference: full_precision was asked for but not run: {quant.get('reason') or 'not recorded'}"))
+    return {"hardware": flatten(run.manifest.get("hardware") or {}), "train": train_summary, "quantisation": quant,
             "evaluation": evaluation_rows(run.manifest.get("eval")),
             "footprint": footprint, "why_train": run.why_absent("train/summary.json", "train"),
             "sources": run.sources("manifest.json", "train/summary.json")}
