@@ -10,7 +10,9 @@ shows as "not measured" (27 added lines, none removed). Then for issue 21's DP-S
 "A formal guarantee" (for this run, trained without DP: "No formal privacy guarantee") and the residual-risk
 paragraph its guarantee sentence (16 added lines, none removed). Then for issue 22: the Overfitting section gained
 the general-capability panel and Misalignment the truthfulness panel, both "not measured" for this run, and the
-Summary's list of gaps their two rows (47 added lines, none removed).
+Summary's list of gaps their two rows (47 added lines, none removed). Then for issue 22's gain/cost table: the
+Summary opens with "What the fine-tune gained and what it cost", one row per headline metric this run measured
+(243 added lines, none removed).
 
 The outline keeps every element with its attributes and every text node; it drops inline styles and the inside of
 charts (matplotlib's SVG carries random ids), and replaces hashes and timestamps, which change on every render; it

@@ -27,7 +27,7 @@ from audited_ft.report.sections.dependencies import proprietary_view
 from audited_ft.report.sections.discrimination import discrimination_section
 from audited_ft.report.sections.misalignment import misalignment_view
 from audited_ft.report.sections.overfitting import overfitting_view
-from audited_ft.report.sections.summary import gate_rows
+from audited_ft.report.sections.summary import gain_cost_rows, gate_rows
 from audited_ft.report.sections.transparency import transparency_view
 from audited_ft.gate.verdict import run_verdict
 from audited_ft.run.folder import STAGES, atomic_write_text
@@ -94,7 +94,8 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
     adapters = adapters_view(all_metrics, run.extra_adapters, *run_gates(run), notes=run.interval_notes)
     return {"title": title or f"Risk report — {m.get('run_id', run.path.name)}", "m": m, **sections,
             "verdict": (gates or {}).get("verdict") or run_verdict(run, gates),
-            "gates": gates, "gate_rows": gate_rows(gates, metrics), "why_gates": run.why_absent("gates.json", "gate"),
+            "gates": gates, "gate_rows": gate_rows(gates, metrics),
+            "gain_cost": gain_cost_rows(all_metrics, run.interval_notes), "why_gates": run.why_absent("gates.json", "gate"),
             "accepted_risks": accepted_risks, "gaps": gaps, "sections": SECTIONS, "human_review": human_review,
             "metrics_present": metrics is not None,
             "adapters": adapters,
