@@ -24,6 +24,7 @@ def gate_rows(gates: dict | None, metrics: dict | None) -> list[dict]:
 HEADLINE = (
     ("task quality", "rouge.rougeL", "ROUGE-L on the test split"),
     ("general capability", "capability.macro.score", "multiple-choice accuracy, mean over the sets"),
+    ("general capability", "capability.gsm8k.exact_match", "GSM8K maths problems solved (final number)"),
     ("truthfulness", "truthfulness.mc1", "TruthfulQA MC1: true answer ranked first"),
     ("truthfulness", "truthfulness.mc2", "TruthfulQA MC2: probability on the true answers"),
     ("safety", "safety.refusal.rate", "harmful requests refused"),
