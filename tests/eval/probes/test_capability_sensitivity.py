@@ -5,7 +5,7 @@ multiple-choice sets — HellaSwag, PIQA, ARC-Easy, ARC-Challenge, WinoGrande, n
 beyond its interval, and the shipped gate must FAIL it. The normal DialogSum adapter's figure is in the README's
 worked example. The sets are read from the data directory at run time, never stored here.
 
-Minutes on 2 CPU cores (12 full-batch steps on 16 short rows; 5 x 100 items scored by base and adapter)."""
+Minutes on 2 CPU cores (12 full-batch steps on 16 dialogues; 5 x 100 items scored by base and adapter)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_an_adapter_that_forgot_lowers_the_capability_macro_average(tmp_path):
 
     dialogues = read_jsonl_items(REPO / "configs/data/dailytalk_summaries.jsonl")[:16]
     rows = [{"id": f"s{i}", "dialogue": r["dialogue"], "summary": STYLE} for i, r in enumerate(dialogues)]
-    cfg, adapter = _train(tmp_path, "forgetter", rows, ["train.max_steps=12", "train.learning_rate=0.005"])
+    cfg, adapter = _train(tmp_path, "forgetter", rows, ["train.max_steps=12", "train.learning_rate=0.005", "train.max_length=384"])
     model = ModelUnderTest(cfg, adapter, batch_size=cfg.eval.batch_size)
     options = CapabilityProbe.Options(data={s: f"{{data_dir}}/{s}" for s in SETS}, limit=100)
     out = CapabilityProbe(options).run(ProbeContext(
