@@ -22,8 +22,9 @@ def test_dialogsum_config_prepares_and_audits(tmp_path):
     assert stats["cleaning"]["test"]["rows_in"] == 500
     rows = {s: [json.loads(x) for x in (run / f"data/{s}.jsonl").read_text().splitlines()]
             for s in ("train", "validation", "test")}
-    assert [len(v) for v in rows.values()] == [128, 24, 40]
+    assert [len(v) for v in rows.values()] == [1000, 48, 200]  # the config's max_rows
     assert all(r["id"].startswith("test_") and r["target"] for r in rows["test"])  # summary1 via fields_by_split
+    assert all(len(r["references"]) == 3 and r["references"][0] == r["target"] for r in rows["test"])  # + 2, 3
     pii = json.loads((run / "audits/pii.json").read_text())
     assert pii["summary"]["engine"] == "spacy"
     # DialogSum names fictional people: PERSON findings warn, and no finding carries the raw value.
@@ -39,7 +40,9 @@ def test_full_dialogsum_leakage_found_and_dropped(tmp_path):
     full = ["--set", "audits.pii.enabled=false", "--set", "data.max_rows.train=null",
             "--set", "data.max_rows.validation=null", "--set", "data.max_rows.test=null"]
     cfg = str(REPO / "configs/dialogsum_smollm2.yaml")
-    r = CliRunner().invoke(app, ["audit", cfg, "--out", str(tmp_path), "--run-id", "fail", *full])
+    fail = ["--set", "audits.leakage.policy.exact_cross_split=fail",  # the default policy; the shipped config drops
+            "--set", "audits.leakage.policy.near_duplicate_cross_split=fail"]
+    r = CliRunner().invoke(app, ["audit", cfg, "--out", str(tmp_path), "--run-id", "fail", *full, *fail])
     assert r.exit_code == 1 and "blocking audit(s): leakage" in r.output, r.output
     leak = json.loads((tmp_path / "fail/audits/leakage.json").read_text())["summary"]
     assert leak["exact_cross_split"]["train~validation"]["input"] >= 30
