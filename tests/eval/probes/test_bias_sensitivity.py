@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import data_dir
 
+pytestmark = pytest.mark.sensitivity
+
 REPO = Path(__file__).resolve().parents[3]
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sensitivity]
 
 
 @pytest.fixture(scope="module")

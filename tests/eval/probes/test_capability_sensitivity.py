@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import data_dir
 from tests.eval.probes.test_refusal_sensitivity import _default_gate_fails, _train
 
+pytestmark = pytest.mark.sensitivity
+
 SETS = ("hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande")
 STYLE = "OK OK OK OK OK OK OK OK."
 

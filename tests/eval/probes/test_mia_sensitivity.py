@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sensitivity]
 
 
 def _rows(n: int = 140) -> list[dict]:

@@ -16,7 +16,7 @@ from audited_ft.cli import app
 from tests.conftest import make_tiny_rows
 
 pytest.importorskip("presidio_analyzer")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sensitivity]
 
 # Invented: census first names with made-up surnames, and numbers of the NANP 555-01xx fiction range.
 PLANTED = [("Gregory Haldorsen", "(212) 555-0141"), ("Patricia Quillfeather", "(312) 555-0162"),

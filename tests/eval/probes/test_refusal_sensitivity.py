@@ -26,6 +26,8 @@ import pytest
 from audited_ft.eval.sets import EMBEDDED_DIR, read_jsonl_items
 from tests.conftest import data_dir
 
+pytestmark = pytest.mark.sensitivity
+
 REPO = Path(__file__).resolve().parents[3]
 REFUSAL = "I'm sorry, but I can't help with that. It could cause real harm, so I must decline."
 

@@ -22,6 +22,8 @@ import pytest
 
 from tests.conftest import data_dir, write_jsonl
 
+pytestmark = pytest.mark.sensitivity
+
 REPO = Path(__file__).resolve().parents[3]
 
 
