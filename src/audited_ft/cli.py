@@ -46,16 +46,18 @@ def _safe(handler: logging.Handler) -> logging.Handler:
 
 def _guard(fn: Callable[[], int | None], multi_process: bool = False) -> None:
     """Run a command body; map our errors to exit codes with a clean message, never a traceback. Only the training
-    stage may run in several processes (``accelerate launch``); any other command started that way is refused."""
+    and evaluation stages may run in several processes (``accelerate launch``); any other command started that way is
+    refused."""
     _setup_logging(os.environ.get("AFT_DEBUG") == "1")
     try:
         from audited_ft import distributed
 
         if distributed.is_distributed() and not multi_process:
             raise ConfigError(f"this command runs in one process, but it was started as one of "
-                              f"{distributed.world_size()} (accelerate launch / torchrun). Only training runs on "
-                              "several GPUs: audited-ft audit CONFIG, then accelerate launch -m audited_ft train "
-                              "RUN_DIR, then audited-ft run --resume RUN_DIR (README: Multi-GPU training)")
+                              f"{distributed.world_size()} (accelerate launch / torchrun). Only training and evaluation run "
+                              "on several GPUs: audited-ft audit CONFIG, then accelerate launch -m audited_ft train "
+                              "RUN_DIR (and/or accelerate launch -m audited_ft eval RUN_DIR), then audited-ft run "
+                              "--resume RUN_DIR (README: Multi-GPU training)")
         code = fn() or 0
     except GateFailed as exc:
         typer.echo(f"FAILED: {for_terminal(exc)}", err=True)
@@ -289,17 +291,24 @@ def eval_(run_dir: Path = RunDirArg,
         extra = check_extra_adapters(extra)  # names, folders and weight files, before the run folder is read
         cfg, rf = p.open_run(run_dir)
         extra = check_extra_adapters(extra, run_adapter=rf / "train/adapter")  # same base; before it is touched
+        from audited_ft import distributed
+
+        if not distributed.is_main():  # a multi-process launch: the other processes compute and stay quiet
+            logging.getLogger().setLevel(logging.WARNING)
         with rf.lock():
             p.stage_eval(cfg, rf, extra_adapters=extra)
+        if not distributed.is_main():
+            return
         typer.echo(f"eval: done — {rf.path}")
         from audited_ft.run.view import RunView
 
         ev = RunView(rf.path).manifest.get("eval") or {}
         peak = ev.get("peak_memory_mb") or {}
         typer.echo(f"variants: {', '.join(ev.get('variants') or [])}; peak memory "
-                   + ", ".join(f"{k} {v:.0f} MB" for k, v in peak.items()))
+                   + ", ".join(f"{k} {v:.0f} MB" for k, v in peak.items())
+                   + (f"; {ev['processes']} processes" if (ev.get("processes") or 1) > 1 else ""))
 
-    _guard(body)
+    _guard(body, multi_process=True)
 
 
 @app.command()

@@ -255,8 +255,12 @@ def stage_train(cfg: Config, rf: RunFolder, resume: bool = False) -> None:
 
 
 def stage_eval(cfg: Config, rf: RunFolder, extra_adapters: dict[str, Path] | None = None) -> None:
+    from audited_ft import distributed
     from audited_ft.eval.stage import run_probes
 
+    if not distributed.is_main():  # a multi-process evaluation: the main process records the stage
+        run_probes(cfg, rf, extra_adapters=extra_adapters)
+        return
     with rf.stage("eval"):
         run_probes(cfg, rf, extra_adapters=extra_adapters)
 

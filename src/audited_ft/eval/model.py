@@ -171,9 +171,11 @@ class ModelUnderTest:
         unknown = sorted(set(variants) - set(self.variants))
         if unknown:
             raise ValueError(f"unknown variant(s) {unknown} (have {', '.join(self.variants)})")
-        out: list[str | None] = [None] * len(prompts)
+        chunks = self._chunks(prompts, max_new_tokens)
+        out: dict[int, str] = {}
         with torch.inference_mode():
-            for idx in self._chunks(prompts, max_new_tokens):
+            for k in self._mine(chunks, "generate_mixed", [prompts, variants, max_new_tokens]):
+                idx = chunks[k]
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -182,7 +184,7 @@ class ModelUnderTest:
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for i, t in zip(idx, texts):
                     out[i] = t.strip()
-        return out  # type: ignore[return-value]
+        return _in_order(out, len(prompts))
 
     def score(self, contexts: list[str], continuations: list[str], variant: str) -> list[tuple[float, int]]:
         """(sum of log-probabilities, token count) of each continuation given its context, in input order.
@@ -238,13 +240,18 @@ class ModelUnderTest:
         rows = self._rows(items)
         size = [len(items[r[0]][0]) + sum(len(items[i][1]) for i in r) for r in rows]
         order = sorted(range(len(rows)), key=size.__getitem__)
-        out: list = [None] * len(items)
+        out: dict = {}
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        batch = self.batch_for(max(size, default=1), "score")
+        from audited_ft import distributed
+
+        batch = distributed.broadcast(self.batch_for(max(size, default=1), "score"))  # every process the same batches
         log.debug("%s (%s): %d items in %d rows, batches of %d", what, variant, len(items), len(rows), batch)
         dev = self.model.device
+        starts = list(range(0, len(order), batch))
         with self._variant(variant), torch.inference_mode():
-            for b in tqdm(range(0, len(order), batch), desc=f"{what} ({variant})", leave=False, disable=None):
+            for k in tqdm(self._mine(starts, what, [variant, items]), desc=f"{what} ({variant})", leave=False,
+                          disable=None if distributed.is_main() else True):
+                b = starts[k]
                 chunk = [rows[k] for k in order[b:b + batch]]
                 width = max(size[k] for k in order[b:b + batch])
                 # Only the continuations' logits are needed (a continuation is a few tokens; the vocabulary-wide
@@ -288,8 +295,8 @@ class ModelUnderTest:
                 lp = torch.log_softmax(picked, dim=-1).gather(
                     -1, torch.tensor(targets, device=logits.device).unsqueeze(-1)).squeeze(-1).cpu()
                 for i, first, n in spans:
-                    out[i] = lp[first:first + n]
-        return out
+                    out[i] = lp[first:first + n].clone()  # its own storage: a view would pickle the whole batch
+        return _in_order(out, len(items))
 
     def _rows(self, items: list[tuple[list, list]]) -> list[tuple[int, ...]]:
         """Item indices per model row: items with the same context of at least ``SHARE_MIN_CONTEXT`` tokens share a
@@ -341,22 +348,26 @@ class ModelUnderTest:
         from tqdm.auto import tqdm
 
         torch = self._torch
-        out: list[list[str] | None] = [None] * len(prompts)
+        from audited_ft import distributed
+
+        out: dict[int, list[str]] = {}
+        chunks = self._chunks(prompts, max_new_tokens, max(1, num_samples))
+        done = [sum(len(c) for c in chunks[:k]) for k in range(len(chunks))]  # prompts before a batch: its seed offset
         with self._variant(variant), torch.inference_mode():
-            done = 0  # prompts before this batch: the batch's seed offset
-            for idx in tqdm(self._chunks(prompts, max_new_tokens, max(1, num_samples)), desc=f"sample ({variant})",
-                            leave=False, disable=None):
+            for k in tqdm(self._mine(chunks, "sample", [variant, prompts, max_new_tokens, num_samples, temperature,
+                                                        top_p, seed]),
+                          desc=f"sample ({variant})", leave=False, disable=None if distributed.is_main() else True):
+                idx = chunks[k]
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
-                torch.manual_seed(seed + done)
-                done += len(idx)
+                torch.manual_seed(seed + done[k])
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True,
                                           temperature=temperature, top_p=top_p, num_return_sequences=num_samples,
                                           pad_token_id=self.tokenizer.pad_token_id)
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for r, i in enumerate(idx):
                     out[i] = [t.strip() for t in texts[r * num_samples:(r + 1) * num_samples]]
-        return out  # type: ignore[return-value]
+        return _in_order(out, len(prompts))
 
     def _chunks(self, prompts: list[str], max_new_tokens: int, per_prompt: int = 1) -> list[list[int]]:
         """Prompt indices per generate call, shortest prompts first. With ``eval.gpu_batch_size: auto`` each call is
@@ -366,6 +377,10 @@ class ModelUnderTest:
         if not (self.device == "cuda" and self.cfg.eval.gpu_batch_size == "auto"):
             size = max(1, self.batch_for(0) // per_prompt)
             return [order[k:k + size] for k in range(0, len(order), size)]
+        from audited_ft import distributed
+
+        if not distributed.is_main():  # several processes: the batches are the main process's (its free memory)
+            return distributed.broadcast(None)
         lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
         chunks: list[list[int]] = [[]]
         longest = fits = 0
@@ -376,7 +391,9 @@ class ModelUnderTest:
                 chunks.append([])
                 longest, fits = lengths[i], self.batch_for(lengths[i] + max_new_tokens) // per_prompt
             chunks[-1].append(i)
-        return chunks
+        from audited_ft import distributed
+
+        return distributed.broadcast(chunks)
 
     def batch_for(self, seq_tokens: int, kind: str = "generate") -> int:
         """Items per model call. CPU: ``batch_size``. CUDA: ``eval.gpu_batch_size``, or with "auto" as many
@@ -407,11 +424,15 @@ class ModelUnderTest:
         from tqdm.auto import tqdm
 
         torch = self._torch
-        out: list[str | None] = [None] * len(prompts)
+        from audited_ft import distributed
+
+        out: dict[int, str] = {}
         chunks = self._chunks(prompts, max_new_tokens)
         log.debug("generate (%s): %d prompts, batches of %s", variant, len(prompts), [len(c) for c in chunks])
         with self._variant(variant), torch.inference_mode():
-            for idx in tqdm(chunks, desc=f"generate ({variant})", leave=False):
+            for k in tqdm(self._mine(chunks, "generate", [variant, prompts, max_new_tokens]),
+                          desc=f"generate ({variant})", leave=False, disable=None if distributed.is_main() else True):
+                idx = chunks[k]
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -419,7 +440,29 @@ class ModelUnderTest:
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for i, t in zip(idx, texts):
                     out[i] = t.strip()
-        return out  # type: ignore[return-value]
+        return _in_order(out, len(prompts))
+
+    def _mine(self, batches: list, what: str, inputs) -> list[int]:
+        """The indices of ``batches`` this process computes (all of them in one process); see
+        :mod:`audited_ft.distributed`. The processes first check that they are about to make the same call."""
+        from audited_ft import distributed
+
+        if distributed.is_distributed():
+            import json
+
+            distributed.check_same_call(what, json.dumps([inputs, batches], default=str))
+        return distributed.mine(len(batches))
+
+
+def _in_order(results: dict, n: int) -> list:
+    """Per-item results (``{item index: result}`` of this process's batches) gathered from every process, as a list in
+    item order. One process: the results as they are."""
+    from audited_ft import distributed
+
+    merged = distributed.gather_items(results)
+    if len(merged) != n:
+        raise RuntimeError(f"model call: {len(merged)} of {n} items have a result after gathering the processes'")
+    return [merged[i] for i in range(n)]
 
 
 FULL_PRECISION = "full_precision"  # the variant name of the unquantised base (eval.reference)
@@ -442,7 +485,10 @@ def load_reference(under_test: "ModelUnderTest", cfg: Config, resolved, referenc
     need, free = reference_memory(resolved.path, dtype, under_test.device)
     out.update(estimated_gib=None if need is None else round(need / 2**30, 2),
                free_gib=None if free is None else round(free / 2**30, 2))
-    if need is not None and free is not None and need * HEADROOM > free:
+    from audited_ft import distributed
+
+    # several processes: the main process's memory decides for all (they must hold the same variants)
+    if distributed.broadcast(need is not None and free is not None and need * HEADROOM > free):
         out["reason"] = (f"not enough memory: the full-precision weights need about {need / 2**30:.1f} GiB "
                          f"(x{HEADROOM} headroom) and {free / 2**30:.1f} GiB is free on the {under_test.device}")
         log.warning("eval.reference=full_precision skipped: %s", out["reason"])
@@ -536,16 +582,23 @@ class CachedModel:
         path = self.cache_dir / f"{method}-{variant}-{key[:20]}.json"
         call = hashlib.sha256(json.dumps({"method": method, "args": args, "inputs": inputs}, sort_keys=True,
                                          ensure_ascii=False).encode("utf-8")).hexdigest()
-        if path.is_file():
+        from audited_ft import distributed
+
+        found = None
+        if distributed.is_main() and path.is_file():  # several processes: the main one reads, and says what it found
             stored = read_json(path)
             if stored.get("key") == key and len(stored.get("outputs", [])) == len(inputs):
-                self.hits += 1
-                self._note(call, variant, stored["outputs"])
-                return [restore(o) if restore else o for o in stored["outputs"]]
+                found = stored["outputs"]
+        found = distributed.broadcast(found)
+        if found is not None:
+            self.hits += 1
+            self._note(call, variant, found)
+            return [restore(o) if restore else o for o in found]
         self.misses += 1
-        outputs = compute()
-        write_json(path, {"key": key, "method": method, "variant": variant, "args": args, "n": len(inputs),
-                          "outputs": outputs})
+        outputs = compute()  # every process takes part (the call's batches are shared out)
+        if distributed.is_main():
+            write_json(path, {"key": key, "method": method, "variant": variant, "args": args, "n": len(inputs),
+                              "outputs": outputs})
         self._note(call, variant, outputs)
         return outputs
 

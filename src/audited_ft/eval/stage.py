@@ -24,8 +24,19 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
     ``extra_adapters`` (name → adapter folder) on the same base: each is compared with the base under its own keys
     (``<metric>.<name>.{base,adapter,delta}``), the run's adapter keeps the plain keys.
     """
+    from audited_ft import distributed
     from audited_ft.data.stage import load_splits
 
+    # Several processes (accelerate launch / torchrun): each runs every probe, the model calls are shared out
+    # (audited_ft.distributed), and the main process alone writes the run folder.
+    main = distributed.is_main()
+    if model is None:
+        from audited_ft.models import pick_device
+
+        distributed.start_group(pick_device(cfg.train.device))
+    else:
+        distributed.start_group("cpu")
+    distributed.BATCHES[0] = 0
     adapter_dir = rf.require("train/adapter/adapter_config.json", "train").parent
     splits = load_splits(rf)
     extra_adapters = {**run_extra_adapters(rf), **(extra_adapters or {})}
@@ -67,7 +78,8 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
         numbers, notes = split_notes(outcome.metrics)
         metrics.update(numbers)
         for stem, rows in outcome.generations.items():
-            write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
+            if main:
+                write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
         blind = outcome.info.pop("blind", None) if isinstance(outcome.info, dict) else None
         probes_info[name] = {**doc, "status": "done", "seconds": round(time.time() - started, 2),
                              "info": outcome.info, "intervals": notes}
@@ -78,9 +90,13 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
     metrics.update(adjust_for_multiplicity(metrics, variants))
     for name, blind in blind_spots(metrics, variants).items():
         probes_info[name]["blind"] = {**probes_info[name].get("blind", {}), **blind}
-    write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
-    write_json(rf / "eval/probes.json", probes_info)
-    _check_live(model)
+    if main:
+        write_json(rf / "eval/metrics.json", dict(sorted(metrics.items())))
+        write_json(rf / "eval/probes.json", probes_info)
+    _check_live(model)  # its fresh scoring calls are shared out too: every process makes them
+    shares = distributed.gather_items({distributed.rank(): distributed.BATCHES[0]})
+    if not main:
+        return metrics
     rf.update_manifest(eval={"precision": getattr(model, "precision", "unknown"),
                              "dequantize_check": getattr(model, "dequantize_check", None),
                              "decoding": f"greedy, max_new_tokens={cfg.eval.max_new_tokens}",
@@ -88,6 +104,8 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
                              "reference": getattr(model, "reference", None),
                              "extra_adapters": {n: str(p) for n, p in (extra_adapters or {}).items()},
                              "peak_memory_mb": _peak_memory_mb(),
+                             "processes": distributed.world_size(),
+                             "batches_per_process": [shares[r] for r in sorted(shares)],
                              "cache": {"hits": getattr(model, "hits", 0), "misses": getattr(model, "misses", 0)}})
     rf.record_artefacts("eval")
     return metrics
