@@ -15,6 +15,12 @@ ours at its batch size against the same precision at batch 1 (bf16, same ModelUn
 4-bit path, and prints the share of identical greedy answers.
 
     python benchmarks/eval_throughput.py --out $OUT/eval_throughput.json
+
+At equal memory (issue 23): ``--budgets 8,24,70`` compares, per GPU memory budget, the best stock setup that fits it
+(``stock_best``: the adapter merged into a bf16 base where that fits, else 4-bit + PEFT; the largest batch within the
+budget; dynamic or static KV cache, whichever is faster) with ours under ``eval.memory_budget_gib``, same prompts:
+
+    python benchmarks/eval_throughput.py --budgets 8,24,70 --out $OUT/eval_budgets.json
 """
 
 from __future__ import annotations
@@ -125,6 +131,122 @@ def stock(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: in
     gc.collect()
     torch.cuda.empty_cache()
     return result
+
+
+def stock_best(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int, budget_gib: float) -> dict:
+    """The best stock generation a demanding user would set up within ``budget_gib`` of GPU memory: the adapter
+    merged into a bf16 base (``merge_and_unload``) where the bf16 weights leave a quarter of the budget, else the
+    4-bit base with the adapter unmerged (PEFT cannot merge into 4-bit weights); HF ``generate``, greedy, at the
+    largest batch whose peak memory stays within the budget (tried on the longest prompts: 8, 16, 32 … 1024), with the
+    default dynamic KV cache and with ``cache_implementation="static"``; the faster of the two is the result."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.padding_side = "left"
+    budget = budget_gib * 2**30
+    bf16_bytes = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))  # the bf16 checkpoint's size
+    if bf16_bytes <= 0.75 * budget:
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, device_map={"": 0})
+        model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().eval()
+        precision = "bf16 base, adapter merged (merge_and_unload)"
+    else:
+        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                 bnb_4bit_compute_dtype=torch.bfloat16)
+        base = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=bnb, dtype=torch.bfloat16,
+                                                    device_map={"": 0})
+        model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+        precision = "nf4+double_quant 4-bit base, adapter unmerged (bf16 weights do not fit the budget)"
+
+    def run(chunk, cache):
+        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to("cuda")
+        extra = {"cache_implementation": "static"} if cache == "static" else {}
+        with torch.inference_mode():
+            gen = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id, **extra)
+        return tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    longest = sorted(prompts, key=len)[::-1]
+    tried, batch = {}, 0
+    for b in (8, 16, 32, 64, 128, 256, 512, 1024):
+        if b > len(prompts):
+            break
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            run(longest[:b], "dynamic")
+        except torch.OutOfMemoryError:
+            tried[b] = "out of memory"
+            break
+        peak = torch.cuda.max_memory_allocated()
+        tried[b] = round(peak / 2**30, 2)
+        if peak > budget:
+            break
+        batch = b
+    out = {"precision": precision, "budget_gib": budget_gib, "batch_trials_peak_gib": tried, "batch": batch}
+    if not batch:
+        out["error"] = "no batch of 8 fits the budget"
+        return out
+    for cache in ("dynamic", "static"):
+        try:
+            run(prompts[:batch], cache)  # warm-up (and the static cache's allocation)
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            start, outs = time.perf_counter(), []
+            for i in range(0, len(prompts), batch):
+                outs += run(prompts[i:i + batch], cache)
+            torch.cuda.synchronize()
+            r = _figures(outs, time.perf_counter() - start)
+            r["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        except torch.OutOfMemoryError:
+            r = {"error": "out of memory"}
+        out[cache] = r
+    ok = [c for c in ("dynamic", "static") if "tokens_per_second" in out[c] and out[c]["peak_gib"] <= budget_gib]
+    out["best"] = max(ok, key=lambda c: out[c]["tokens_per_second"]) if ok else None
+    del model, base
+    gc.collect()
+    torch.cuda.empty_cache()
+    return out
+
+
+def at_budgets(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int, budgets: list[float]) -> list:
+    """Per memory budget: the best stock setup (``stock_best``) and ours with ``eval.memory_budget_gib`` set, on the
+    same prompts, in this process; the ratio of generated tokens/s where both kept within the budget."""
+    import torch
+
+    from audited_ft.config import validate_config
+    from audited_ft.eval.model import ModelUnderTest
+
+    rows = []
+    for budget in budgets:
+        st = stock_best(model_dir, adapter_dir, prompts, new_tokens, budget)
+        log.info("budget %s GiB, stock: %s", budget, {k: v for k, v in st.items()})
+        cfg = validate_config({"model": {"name_or_path": str(model_dir), "use_chat_template": False},
+                               "data": {"source": "unused.jsonl", "prompt_template": "{input}"},
+                               "train": {"device": "cuda"}, "eval": {"memory_budget_gib": budget}})
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        mut = ModelUnderTest(cfg, adapter_dir)
+        mut.generate(prompts[:8], "adapter", new_tokens)  # warm-up
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        outs = mut.generate(prompts, "adapter", new_tokens)
+        torch.cuda.synchronize()
+        ou = _figures(outs, time.perf_counter() - start)
+        ou.update(precision=mut.precision, peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                  batch=mut.batch_for(len(prompts[0].split()) + new_tokens))
+        del mut
+        gc.collect()
+        torch.cuda.empty_cache()
+        best = st.get(st.get("best") or "", {})
+        ratio = (round(ou["tokens_per_second"] / best["tokens_per_second"], 2)
+                 if best and ou["peak_gib"] <= budget else None)
+        log.info("budget %s GiB, ours: %s; ratio %s", budget, ou, ratio)
+        rows.append({"budget_gib": budget, "stock": st, "ours": ou, "ratio_vs_best_stock": ratio})
+    return rows
 
 
 def _figures(outs: list[str], seconds: float) -> dict:
@@ -254,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", type=int, default=16, help="prompts compared with the batch-1 reference")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--budgets", default="", help="comma-separated GPU memory budgets in GiB (e.g. 8,24,70): instead "
+                    "of the batch-16 comparison, the best stock setup against ours at each budget (equal memory)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("audited_ft.eval.model").setLevel(logging.DEBUG)
@@ -262,6 +386,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model_dir, adapter_dir = build(args.work, args.shape, args.seed)
     prompts = prompts_for(args.prompts, args.prompt_tokens, args.seed + 1)
+    if args.budgets:
+        rows = at_budgets(model_dir, adapter_dir, prompts, args.new_tokens,
+                          [float(b) for b in args.budgets.split(",")])
+        report = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "shape": args.shape,
+                  "prompts": len(prompts), "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
+                  "budgets": rows}
+        print(json.dumps(report, indent=2))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
     st = stock(model_dir, adapter_dir, prompts[:args.stock_prompts], args.new_tokens, args.stock_batch)
     log.info("stock: %s tok/s (batch %d, %d prompts, %.1f s, peak %.1f GiB)", st["tokens_per_second"], st["batch"],
              st["prompts"], st["seconds"], st["peak_gib"])

@@ -6,12 +6,24 @@ device call: its fixed-length figures are the reference the issue quotes). Row l
 ``benchmarks/data/dialogsum_train_token_lengths.json`` — DialogSum train rows as trained (chat + prompt template,
 SmolLM2 tokenizer; lengths only) — and cut at ``--max-length``.
 
+The objective: by default every stock and packed row computes its loss on its target tokens only (the last 15% of
+each row, as the harness's rows and TRL's completion-only loss do); ``:alltok`` restores the older loss on every token.
+Batches are drawn from one fixed seed (``--seed``), so every configuration sees the same row lengths.
+
 Configurations (``--configs``, comma-separated; the model is loaded once per group of equal checkpointing/kernels):
   stock:B=4            B rows per step padded to the longest (dynamic padding, the HF default), attention mask,
                        paged AdamW 32-bit, gradient checkpointing — the tutorial's stock recipe on real lengths
   packed:T=4096:L=1024 examples packed first-fit into T/L rows of at most L tokens (L defaults to T), T tokens per
                        step, no attention mask: position ids restart per example, so attention stays within an
                        example (transformers' packed-sequence mask); paged AdamW 8-bit
+  stock:B=4:group      the same, batches drawn as HF Trainer's ``group_by_length=True`` draws them (transformers'
+                       LengthGroupedSampler: megabatches of 50·B random rows, each sorted by length, cut into batches)
+  trl:B=8:L=512        STOCK TRL: SFTTrainer as its documentation recommends for throughput — ``packing=True`` with
+                       its best-fit-decreasing packing (``packing_strategy="bfd"``) and ``padding_free=True`` (the
+                       packed rows flattened into one sequence with position ids, no padding at all; SDPA here, as
+                       flash-attention is not installed on the device image), B packed sequences of L tokens per
+                       step, loss on the target tokens only (``completion_only_loss``), paged AdamW 8-bit, bf16,
+                       gradient checkpointing; ``trl+liger`` adds ``use_liger_kernel=True``
   ...+liger            liger-kernel's fused RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
   ...:nogc             without gradient checkpointing
   ...:drop0            LoRA dropout 0 instead of the stock recipe's 0.05 (PEFT then skips the dropout op)
@@ -40,16 +52,19 @@ from pathlib import Path
 import torch
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGET_SHARE = 0.15  # the share of each row that is the target (the summary): the loss is computed there only
 
 
 def parse(spec: str) -> dict:
     kind, *opts = spec.split(":")
     base, *extras = kind.split("+")
     cfg = {"spec": spec, "kind": base, "liger": "liger" in extras, "gc": True, "B": 4, "T": 4096, "L": None,
-           "dropout": 0.05, "budget": None}
+           "dropout": 0.05, "budget": None, "group": False, "alltok": False}
     for o in opts:
         if o == "nogc":
             cfg["gc"] = False
+        elif o in ("group", "alltok"):
+            cfg[o] = True
         elif o == "drop0":
             cfg["dropout"] = 0.0
         else:
@@ -64,6 +79,18 @@ def batches(cfg: dict, lengths: list[int], steps: int, seed: int) -> list[list[l
     examples packed first-fit into T/L rows of at most L tokens (packed)."""
     rng = random.Random(seed)
     out = []
+    if cfg["kind"] == "stock" and cfg["group"]:
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        # The pool is exactly the rows of these steps: with fewer than 50 steps it is one megabatch, wholly sorted
+        # (less padding than a real epoch's megabatches give: in stock's favour). The sampler puts the longest batch
+        # first; the batches are shuffled so the warm-up steps are not always the longest.
+        pool = [rng.choice(lengths) for _ in range(cfg["B"] * steps)]
+        g = torch.Generator().manual_seed(seed)
+        order = list(LengthGroupedSampler(cfg["B"], lengths=pool, generator=g))
+        out = [[[pool[i]] for i in order[k * cfg["B"]:(k + 1) * cfg["B"]]] for k in range(steps)]
+        rng.shuffle(out)
+        return out
     for _ in range(steps):
         if cfg["kind"] == "stock":
             out.append([[rng.choice(lengths)] for _ in range(cfg["B"])])
@@ -86,18 +113,25 @@ def tensors(cfg: dict, rows: list[list[int]], vocab: int) -> dict:
     ids = torch.randint(0, vocab, (len(rows), width), device="cuda")
     if cfg["kind"] == "stock":
         mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
         for i, (n,) in enumerate(rows):
             mask[i, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+            first = 0 if cfg["alltok"] else n - max(1, round(n * TARGET_SHARE))
+            labels[i, first:n] = ids[i, first:n]
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
     # packed: no attention mask; position ids restart at every example, which transformers turns into a
     # block-diagonal causal mask (examples never see each other); a row's tail padding is one more "example"
     pos = torch.zeros_like(ids)
-    labels = ids.clone()
+    labels = ids.clone() if cfg["alltok"] else torch.full_like(ids, -100)
     for i, row in enumerate(rows):
         start = 0
         for n in row + ([width - sum(row)] if sum(row) < width else []):
             pos[i, start:start + n] = torch.arange(n, device="cuda")
-            labels[i, start] = -100  # no loss across an example boundary
+            if cfg["alltok"]:
+                labels[i, start] = -100  # no loss across an example boundary
+            elif start < sum(row):
+                first = start + n - max(1, round(n * TARGET_SHARE))
+                labels[i, first:start + n] = ids[i, first:start + n]
             start += n
         labels[i, sum(row):] = -100
     return {"input_ids": ids, "position_ids": pos, "labels": labels}
@@ -122,7 +156,7 @@ def load(path: str, use_gc: bool, liger: bool, dropout: float):
                                             task_type="CAUSAL_LM"))
 
 
-def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab: int) -> dict:
+def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab: int, seed: int = 0) -> dict:
     import bitsandbytes as bnb
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -131,7 +165,7 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
     gc.collect()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    plan = batches(cfg, lengths, warmup + steps, seed=hash(cfg["spec"]) % 1000)
+    plan = batches(cfg, lengths, warmup + steps, seed=seed)
     times, useful, padded, rates = [], 0, 0, []
     for k, rows in enumerate(plan):
         batch = tensors(cfg, rows, vocab)
@@ -152,7 +186,9 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
     del opt
     return {**{k: cfg[k] for k in ("spec", "kind", "liger", "gc", "dropout")}, "B": cfg["B"] if cfg["kind"] == "stock" else None,
             "T": cfg["T"] if cfg["kind"] != "stock" else None, "L": cfg["L"] if cfg["kind"] != "stock" else None,
+            "group": cfg["group"], "objective": "all tokens" if cfg["alltok"] else "target tokens",
             "steps": steps, "useful_tokens_per_s": round(statistics.median(rates), 1),  # median step, as the stock script
+            "p10_p90_tokens_per_s": [round(q, 1) for q in _deciles(rates)],
             "mean_useful_tokens_per_s": round(useful / sum(times), 1), "tokens_per_step": round(useful / steps),
             "padding_share": round(1 - useful / padded, 4), "median_step_s": round(statistics.median(times), 4),
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "loss": round(float(loss), 3)}
@@ -175,13 +211,8 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"t{i}": i for i in range(3, size)}}
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
                                   unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
-    rng = random.Random(7)
-    rows = []
-    for _ in range(6000):
-        n = rng.choice(lengths)
-        target = max(1, round(n * 0.15))
-        ids = [rng.randrange(3, size) for _ in range(n)]
-        rows.append({"input_ids": ids, "labels": [-100] * (n - target) + ids[n - target:]})
+    rows = [{"input_ids": r["input_ids"], "labels": [-100] * (len(r["input_ids"]) - sum(r["completion_mask"]))
+             + r["input_ids"][len(r["input_ids"]) - sum(r["completion_mask"]):]} for r in token_rows(lengths, size)]
     train = {"batch_size": cfg["B"]} if cfg["budget"] is None else {}  # harness:B=8 without a budget (FSDP)
     c = Config.model_validate({
         "model": {"name_or_path": model_path, "use_chat_template": False}, "data": {"source": "unused.jsonl"},
@@ -227,10 +258,97 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
     return out
 
 
+def token_rows(lengths: list[int], vocab: int, n: int = 6000) -> list[dict]:
+    """``n`` pre-tokenised rows of random ids with lengths drawn (seed 7) from ``lengths``; the last 15% of each is
+    the target (``completion_mask`` 1), as TRL's prompt-completion rows are after tokenisation."""
+    rng = random.Random(7)
+    rows = []
+    for _ in range(n):
+        k = rng.choice(lengths)
+        target = max(1, round(k * TARGET_SHARE))
+        rows.append({"input_ids": [rng.randrange(3, vocab) for _ in range(k)],
+                     "completion_mask": [0] * (k - target) + [1] * target})
+    return rows
+
+
+def _deciles(values: list[float]) -> tuple[float, float]:
+    """(10th, 90th) percentile: the spread of the step rates beside their median."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    q = statistics.quantiles(values, n=10)
+    return q[0], q[-1]
+
+
+def trl_stock(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: int) -> dict:
+    """Stock TRL: SFTTrainer with its own packing (best-fit decreasing) and padding-free batches, configured only
+    through SFTConfig as a user following TRL's documentation would; the model loaded as ``load`` loads it."""
+    import tempfile
+
+    from datasets import Dataset
+    from peft import LoraConfig
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    size = json.loads((Path(model_path) / "config.json").read_text())["vocab_size"]
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"t{i}": i for i in range(3, size)}}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+                                  unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    import bitsandbytes  # noqa: F401
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=q, dtype=torch.bfloat16,
+                                                 device_map={"": 0}, attn_implementation="sdpa")
+    times: list[tuple[float, int]] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            torch.cuda.synchronize()
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            torch.cuda.synchronize()
+            times.append((time.perf_counter() - self.t0, trainer._total_train_tokens))
+
+    with tempfile.TemporaryDirectory() as folder:
+        args = SFTConfig(output_dir=folder, max_steps=warmup + steps, per_device_train_batch_size=cfg["B"],
+                         max_length=cfg["L"], packing=True, packing_strategy="bfd", padding_free=True,
+                         completion_only_loss=True, gradient_checkpointing=cfg["gc"],
+                         gradient_checkpointing_kwargs={"use_reentrant": False}, optim="paged_adamw_8bit",
+                         learning_rate=2e-4, bf16=True, logging_steps=1, save_strategy="no", report_to=[],
+                         use_liger_kernel=cfg["liger"], seed=0, data_seed=0, dataset_num_proc=None)
+        lora = LoraConfig(r=64, lora_alpha=16, lora_dropout=cfg["dropout"], target_modules=TARGETS,
+                          task_type="CAUSAL_LM")
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(token_rows(lengths, size)),
+                             processing_class=tok, peft_config=lora, callbacks=[StepTimer()])
+        torch.cuda.reset_peak_memory_stats()
+        trainer.train()
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    # tokens per step: the trainer's running count of input tokens (no padding exists in padding-free batches)
+    counts = [n for _, n in times]
+    per_step = [b - a for a, b in zip([0] + counts[:-1], counts)]
+    measured = [(t, n) for (t, _), n in zip(times, per_step)][warmup:]
+    rates = [n / t for t, n in measured]
+    out = {"spec": cfg["spec"], "kind": "trl", "liger": cfg["liger"], "gc": cfg["gc"], "B": cfg["B"], "L": cfg["L"],
+           "objective": "target tokens", "steps": len(measured),
+           "useful_tokens_per_s": round(statistics.median(rates), 1),
+           "p10_p90_tokens_per_s": [round(q, 1) for q in _deciles(rates)],
+           "mean_useful_tokens_per_s": round(sum(n for _, n in measured) / sum(t for t, _ in measured), 1),
+           "tokens_per_step": round(statistics.mean(n for _, n in measured)),
+           "median_step_s": round(statistics.median(t for t, _ in measured), 4), "peak_gib": round(peak, 2),
+           "loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)}
+    del trainer, model
+    gc.collect()
+    torch.cuda.empty_cache()
+    return out
+
+
 def table(results: list[dict]) -> str:
     """config, useful tok/s, peak GiB, ratio: each harness row against the fastest stock row (median step rate) whose
     peak fits the harness row's budget (results of one device call only)."""
-    stock = [r for r in results if r.get("kind") == "stock" and "error" not in r]
+    stock = [r for r in results if r.get("kind") in ("stock", "trl") and "error" not in r]
     lines = [f"{'config':34} {'useful tok/s':>12} {'(mean)':>9} {'peak GiB':>9} {'ratio':>6}  vs"]
     for r in results:
         if "error" in r:
@@ -277,6 +395,7 @@ def main() -> None:
     ap.add_argument("--configs", default="stock:B=4,stock:B=16,packed:T=2048,packed:T=4096")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0, help="the batches' seed, the same for every configuration")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--make-model", choices=sorted(SHAPES), help="first write a random model of this shape to --model")
     ap.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the table of these result files "
@@ -293,7 +412,7 @@ def main() -> None:
     cfgs = [parse(s) for s in args.configs.split(",")]
     groups: dict[tuple, list[dict]] = {}
     for c in cfgs:
-        if c["kind"] != "harness":
+        if c["kind"] not in ("harness", "trl"):
             groups.setdefault((c["gc"], c["liger"], c["dropout"]), []).append(c)
     results = []
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch: rank 0 reports
@@ -303,12 +422,22 @@ def main() -> None:
             if main_process:
                 print(json.dumps(r), flush=True)
             results.append(r)
+    for c in cfgs:  # stock TRL before the stock groups too (liger patched in by TRL's flag stays patched)
+        if c["kind"] == "trl":
+            try:
+                r = trl_stock(args.model, c, lengths, args.steps, args.warmup)
+            except torch.OutOfMemoryError:
+                r = {"spec": c["spec"], "error": "out of memory"}
+                gc.collect()
+                torch.cuda.empty_cache()
+            print(json.dumps(r), flush=True)
+            results.append(r)
     for (use_gc, liger, dropout), group in groups.items():
         model = load(args.model, use_gc, liger, dropout)
         vocab = model.config.vocab_size
         for c in group:
             try:
-                r = measure(model, c, lengths, args.steps, args.warmup, vocab)
+                r = measure(model, c, lengths, args.steps, args.warmup, vocab, seed=args.seed)
             except torch.OutOfMemoryError:
                 r = {"spec": c["spec"], "error": "out of memory"}
             print(json.dumps(r), flush=True)

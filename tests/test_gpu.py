@@ -85,3 +85,28 @@ def test_cuda_training_packs_and_fits_a_memory_budget(tmp_path):
         assert s["peak_memory_mb"] / 1024 + cal["optimizer_state_gib"] <= budget * 1.05, (s["peak_memory_mb"], cal)
         chosen[budget] = cal["rows"]
     assert chosen[0.1] < chosen[0.6], chosen
+
+
+@pytest.mark.gpu
+def test_cuda_memory_budget_keeps_the_4bit_base_and_caps_batches(tmp_path):
+    """eval.memory_budget_gib on a real card: a budget the dequantised base would crowd keeps the 4-bit base (said in
+    the precision), and auto batches fit what the budget leaves, not the card's free memory."""
+    import torch
+
+    from audited_ft.eval.model import ModelUnderTest
+    from audited_ft.pipeline import open_run
+
+    cfg = tiny_config(tmp_path, make_tiny_rows(), device="cuda")
+    r = CliRunner().invoke(app, ["run", str(cfg), "--out", str(tmp_path / "runs"), "--run-id", "gpu",
+                                 "--set", "train.max_steps=2"])
+    assert r.exit_code == 0, r.output
+    cfg_obj, rf = open_run(tmp_path / "runs/gpu")
+    whole = ModelUnderTest(cfg_obj, rf / "train/adapter")
+    assert "dequantised" in whole.precision
+    free_batch = whole.batch_for(200)
+    del whole
+    torch.cuda.empty_cache()
+    cfg_obj.eval.memory_budget_gib = 1e-4  # about 100 KiB: less than the tiny model's weights
+    tight = ModelUnderTest(cfg_obj, rf / "train/adapter")
+    assert "not dequantised" in tight.precision and tight.dequantize_check["reason"]
+    assert tight.batch_for(200) == 1 < free_batch  # nothing of the budget left: one sequence a call

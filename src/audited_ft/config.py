@@ -279,6 +279,11 @@ class EvalConfig(_Strict):
         "cache of the batch's longest prompt plus max_new_tokens fits in 60% of the GPU memory left after "
         "loading, at most 1024 (large batches are the biggest lever of generation speed on a GPU; "
         "benchmarks/eval_throughput.py, benchmarks/eval_suite.py)."))
+    memory_budget_gib: Optional[float] = Field(None, gt=0, description=(
+        "CUDA only: the GPU memory the evaluation may hold — weights, KV cache and activations — as on a shared card "
+        "or to compare speed at equal memory. The base is dequantised (dequantize_base) only when its dequantised "
+        "weights leave a quarter of the budget free, and gpu_batch_size auto sizes batches to what is left of the "
+        "budget instead of the card's free memory. None: the whole card."))
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description=(
         "Confidence level of every interval; 1 − confidence is the α of every test and of the power figures."))

@@ -152,3 +152,60 @@ def test_auto_batches_are_sized_per_length_bucket(mut, monkeypatch):
     monkeypatch.undo()
     assert [len(c) for c in mut._chunks(prompts, 10)] == [3, 3, 3, 1]  # CPU: the configured batch size
     assert mut.generate(prompts[:4], "base", 3) == [mut.generate([p], "base", 3)[0] for p in prompts[:4]]
+
+
+def test_memory_budget_caps_auto_batches_and_the_dequantised_base(mut, monkeypatch):
+    """eval.memory_budget_gib: auto batches fit what the budget leaves after the weights (not the card's free memory),
+    and the base stays 4-bit when its dequantised weights would leave less than a quarter of the budget. The CUDA
+    memory calls are stand-ins here (CI has no GPU); tests/test_gpu.py runs the real thing."""
+    from types import SimpleNamespace
+
+    import audited_ft.eval.model as g
+    from audited_ft.eval.dequant import _four_bit_weights
+
+    gib = 2**30
+    allocated = {"now": 4 * gib}
+    fake = SimpleNamespace(mem_get_info=lambda: (70 * gib, 80 * gib), memory_reserved=lambda: allocated["now"],
+                           memory_allocated=lambda: allocated["now"])
+    monkeypatch.setattr(mut, "device", "cuda")
+    monkeypatch.setattr(mut, "_torch", SimpleNamespace(cuda=fake))
+    monkeypatch.setattr(mut.cfg.eval, "gpu_batch_size", "auto")
+    seq = 100_000  # tokens a sequence: the tiny model's KV cache is small, so long ones keep batches under MAX_BATCH
+    whole_card = mut.batch_for(seq)
+    monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", 4.5)
+    capped = mut.batch_for(seq)
+    assert 1 < capped < whole_card < g.MAX_BATCH
+    c = mut.model.config
+    kv = 2 * c.num_hidden_layers * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 2
+    assert capped == int(0.6 * (0.5 * gib) // (kv * seq))  # 0.6 of the 0.5 GiB the budget leaves
+    assert whole_card == int(0.6 * (70 * gib) // (kv * seq))
+    allocated["now"] = 5 * gib
+    assert mut.batch_for(seq) == 1  # nothing left of the budget: one sequence at a time, never zero
+
+    # the dequantisation decision, on a freshly loaded 4-bit base of the tiny model
+    from audited_ft.models import load_base_model, resolve_model
+
+    base = load_base_model(resolve_model(mut.cfg.model.name_or_path, None), mut.cfg.quantization, "cpu")
+    four_bit = {n for n, p in base.named_parameters() if type(p).__name__ == "Params4bit"}
+    assert four_bit, "the tiny base must load in 4-bit for this to test anything"
+    from transformers import AutoModelForCausalLM
+
+    plain = dict(AutoModelForCausalLM.from_pretrained(mut.cfg.model.name_or_path).named_parameters())
+    packed = sum(p.numel() * p.element_size() for p in _four_bit_weights(base))
+    from audited_ft.models import compute_dtype
+
+    size = compute_dtype(mut.cfg.quantization.compute_dtype, "cuda").itemsize  # the dtype a CUDA run dequantises to
+    growth = sum(plain[n].numel() * size for n in four_bit) - packed  # the full matrices, less the packed bytes
+    allocated["now"] = 0
+    monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", growth / 0.75 / gib * 1.01)
+    assert mut._dequantised_too_big(base) is None
+    monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", growth / 0.75 / gib * 0.99)
+    why = mut._dequantised_too_big(base)
+    assert why and "eval.memory_budget_gib" in why
+    check = {"passed": False, "dtype": "bfloat16", "reason": why}
+    assert "not dequantised" in g._precision(mut.cfg, check)
+    from audited_ft.report.sections.compute import evaluation_rows
+
+    assert ("dequantisation", f"not done: {why}") in evaluation_rows({"precision": "x", "dequantize_check": check})
+    monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", None)
+    assert mut._dequantised_too_big(base) is None

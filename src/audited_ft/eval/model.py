@@ -78,7 +78,12 @@ class ModelUnderTest:
         base = load_base_model(resolved, cfg.quantization, self.device, cfg.model.revision, cfg.model.trust_remote_code)
         self.dequantize_check: dict | None = None
         if cfg.quantization.load_in_4bit and cfg.eval.dequantize_base:
-            base = self._dequantized(base, resolved)
+            too_big = self._dequantised_too_big(base)
+            if too_big:
+                self.dequantize_check = {"passed": False, "dtype": "bfloat16", "reason": too_big}
+                log.info("eval: the 4-bit base is kept: %s", too_big)
+            else:
+                base = self._dequantized(base, resolved)
         self.precision = _precision(cfg, self.dequantize_check)
         extra = dict(extra_adapters or {})  # names checked by audited_ft.eval.stage.check_extra_adapters
         # On a GPU the adapter stays in the dtype it was trained and saved in (TRL trains QLoRA adapters in bf16):
@@ -103,6 +108,28 @@ class ModelUnderTest:
         self.reference = load_reference(self, cfg, resolved, reference)
         if self.reference_model is not None:
             self.variants = (*self.variants, FULL_PRECISION)
+
+    def _dequantised_too_big(self, base) -> str | None:
+        """Why the dequantised base would not fit ``eval.memory_budget_gib`` (leaving a quarter of it for the KV cache
+        and activations), or None when it fits or no budget is set."""
+        budget = self.cfg.eval.memory_budget_gib
+        if budget is None or self.device != "cuda":
+            return None
+        from audited_ft.eval.dequant import _four_bit_weights
+        from audited_ft.models import compute_dtype
+
+        import math
+
+        size = compute_dtype(self.cfg.quantization.compute_dtype, self.device).itemsize
+        four_bit = _four_bit_weights(base)
+        # a Params4bit holds two weights a byte; its quantisation state keeps the weight matrix's own shape
+        weights = sum(math.prod(p.quant_state.shape) for p in four_bit)
+        extra = weights * size - sum(p.numel() * p.element_size() for p in four_bit)
+        after = self._torch.cuda.memory_allocated() + extra
+        if after <= 0.75 * budget * 2**30:
+            return None
+        return (f"dequantised, the weights would take {after / 2**30:.1f} GiB of the {budget:g} GiB memory budget "
+                "(eval.memory_budget_gib), leaving less than a quarter for the KV cache")
 
     def _dequantized(self, base, resolved):
         """The base dequantised to the compute dtype when that reproduces the 4-bit base's next-token logits
@@ -413,6 +440,8 @@ class ModelUnderTest:
         cuda = self._torch.cuda
         free, _ = cuda.mem_get_info()
         free += cuda.memory_reserved() - cuda.memory_allocated()  # blocks torch holds from earlier batches are free too
+        if self.cfg.eval.memory_budget_gib is not None:
+            free = min(free, max(0, int(self.cfg.eval.memory_budget_gib * 2**30) - cuda.memory_allocated()))
         return max(1, min(MAX_BATCH, int(0.6 * free // max(1, per_token * seq_tokens))))
 
     def generate_unstored(self, prompts: list[str], variant: str, max_new_tokens: int) -> list[str]:
@@ -543,6 +572,8 @@ def _precision(cfg: Config, check: dict | None = None) -> str:
     how = f"{q.quant_type}{'+double_quant' if q.double_quant else ''}"
     if cfg.eval.dequantize_base and (check is None or check["passed"]):
         return f"{how} base dequantised to the compute dtype for generation (same weight values), LoRA unmerged"
+    if cfg.eval.dequantize_base and check.get("reason"):
+        return f"{how} 4-bit base, LoRA unmerged (not dequantised: {check['reason']})"
     if cfg.eval.dequantize_base:
         return f"{how} 4-bit base, LoRA unmerged (dequantisation to {check['dtype']} refused by its check)"
     return f"{how} 4-bit base, LoRA unmerged"

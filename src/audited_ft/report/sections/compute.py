@@ -33,7 +33,9 @@ def evaluation_rows(ev) -> list[tuple[str, str]]:
         return []
     rows = [("precision", ev.get("precision")), ("decoding", ev.get("decoding"))]
     check = ev.get("dequantize_check") if isinstance(ev.get("dequantize_check"), dict) else None
-    if check:
+    if check and check.get("reason"):  # not attempted: the dequantised weights did not fit the memory budget
+        rows.append(("dequantisation", f"not done: {check['reason']}"))
+    elif check:
         rows.append(("dequantisation check", (
             f"{'passed' if check.get('passed') else 'failed'}: max |Δ next-token logit| "
             f"{fmt_num(check.get('max_abs_logit_diff'))} against the 4-bit base on {check.get('prompts')} prompts, "
