@@ -13,7 +13,7 @@ from typing import Callable, List, Optional
 
 import typer
 
-from audited_ft.errors import AuditedFTError, ConfigError, GateFailed
+from audited_ft.errors import AuditedFTError, ConfigError, DataError, GateFailed
 from audited_ft.textsafe import TerminalSafeFilter, for_terminal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -192,6 +192,58 @@ def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt) -> No
         typer.echo(f"{config}: OK — model {for_terminal(cfg.model.name_or_path)}, "
                    f"audits {', '.join(AUDITS.enabled(cfg.audits)) or 'none'}, "
                    f"probes {', '.join(PROBES.enabled(cfg.probes)) or 'none'}, {len(cfg.gates)} gate(s)")
+
+    _guard(body)
+
+
+@app.command()
+def init(data: str = typer.Option(..., "--data", help="The data set: a .jsonl/.json/.csv/.parquet file or a hub id "
+                                  "(org/name[:split])."),
+         out: Optional[Path] = typer.Option(None, "--out", help="Config file to write (default: configs/NAME.yaml)."),
+         input_field: Optional[str] = typer.Option(None, "--input", help="The input field (default: detected)."),
+         target_field: Optional[str] = typer.Option(None, "--target", help="The target field (default: detected)."),
+         id_field: Optional[str] = typer.Option(None, "--id", help="A unique row id field (default: detected)."),
+         model: str = typer.Option("smollm2-135m-instruct", "--model", help="Base model: hub id, local folder, or "
+                                   "the embedded smollm2-135m-instruct."),
+         preset: str = typer.Option("cpu", "--preset", help="cpu (small seeded subsets) or gpu (whole sets, CUDA)."),
+         name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the data's file or hub name)."),
+         force: bool = typer.Option(False, "--force", help="Overwrite an existing config file.")) -> None:
+    """Write a commented config for your data set and model (fields detected from the data), then validate it."""
+    def body():
+        import re
+
+        from audited_ft import init as i
+        from audited_ft.pipeline import load_config, preflight
+        from audited_ft.run.folder import atomic_write_text
+
+        if preset not in i.PRESETS:
+            raise ConfigError(f"--preset {preset!r}: expected one of {', '.join(i.PRESETS)}")
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(data.split(":")[0]).name.split(".")[0]).strip("_") or "my_data"
+        run_name = name or stem
+        path = out or Path("configs") / f"{run_name}.yaml"
+        if path.exists() and not force:
+            raise ConfigError(f"{path}: exists already; choose another --out, or --force to overwrite it")
+        rows = i.read_rows(data)
+        cols = i.profile(rows)
+        try:
+            found = i.detect(cols, len(rows), input_field, target_field, id_field)
+        except DataError as exc:
+            if not sys.stdin.isatty():
+                raise
+            typer.echo(f"{for_terminal(exc)}\nfields: {', '.join(for_terminal(c) for c in cols)}")
+            found = i.detect(cols, len(rows), input_field or typer.prompt("input field"),
+                             target_field or typer.prompt("target field"), id_field)
+        for line in i.describe(cols, len(rows), found):
+            typer.echo(line)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, i.render(i.source_for(path, data), found, model, preset, run_name))
+        typer.echo(f"written: {path}")
+        cfg = load_config(path)
+        problems = preflight(cfg)
+        if problems:
+            raise ConfigError(f"{path}: written, but it cannot run yet; fix these and run audited-ft validate {path}:\n"
+                              + "\n".join(f"  - {for_terminal(p)}" for p in problems))
+        typer.echo(f"{path}: OK — validated. Next: audited-ft run {path}")
 
     _guard(body)
 

@@ -161,7 +161,7 @@ def test_memory_budget_caps_auto_batches_and_the_dequantised_base(mut, monkeypat
     from types import SimpleNamespace
 
     import audited_ft.eval.model as g
-    from audited_ft.eval.dequant import _four_bit_weights
+    from audited_ft.eval.dequant import four_bit_weights
 
     gib = 2**30
     allocated = {"now": 4 * gib}
@@ -191,7 +191,7 @@ def test_memory_budget_caps_auto_batches_and_the_dequantised_base(mut, monkeypat
     from transformers import AutoModelForCausalLM
 
     plain = dict(AutoModelForCausalLM.from_pretrained(mut.cfg.model.name_or_path).named_parameters())
-    packed = sum(p.numel() * p.element_size() for p in _four_bit_weights(base))
+    packed = sum(p.numel() * p.element_size() for p in four_bit_weights(base))
     from audited_ft.models import compute_dtype
 
     size = compute_dtype(mut.cfg.quantization.compute_dtype, "cuda").itemsize  # the dtype a CUDA run dequantises to

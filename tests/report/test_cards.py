@@ -199,3 +199,31 @@ def test_md_escape_neutralises_markdown_and_html():
     assert md_escape("a|b\nc <b>x</b> [l](u) *e* `c` \x1b[31m") == (
         "a\\|b c &lt;b&gt;x&lt;/b&gt; \\[l\\](u) \\*e\\* \\`c\\` \\\\x1b\\[31m")
     assert md_escape(None) == "—" and md_escape("x" * 50, limit=10) == "x" * 10 + "…"
+
+
+def test_front_matter_holds_a_model_index_and_co2_that_the_hub_library_reads_back(run):
+    """The model-index (this run's results) and co2_eq_emissions (grams, the training stage's estimate) in the
+    front matter, read back with huggingface_hub's own card parser as the Hub reads them."""
+    from huggingface_hub import ModelCard
+
+    from audited_ft.report.sections.compute import compute_view
+    from audited_ft.run.view import RunView
+
+    text = _cards(run)[0]
+    data = ModelCard(text).data
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    by_type = {r.metric_type: r for r in data.eval_results}
+    assert by_type["rouge.rougeL"].metric_value == round(metrics["rouge.rougeL.adapter"], 4)
+    assert by_type["rouge.rougeL"].task_type == "text-generation"
+    assert by_type["rouge.rougeL"].dataset_type == "audited-ft/rouge"
+    assert len(by_type) >= 6 and all(isinstance(r.metric_value, float) for r in data.eval_results)
+    train = next(r for r in compute_view(RunView(run))["footprint"]["stages"] if r["stage"] == "train")
+    co2 = data.co2_eq_emissions
+    assert co2["emissions"] == round(train["co2e_kg"] * 1000, 3) and co2["training_type"] == "fine-tuning"
+    assert "estimate" in co2["source"]
+
+
+def test_front_matter_without_metrics_has_no_model_index(run):
+    (run / "eval/metrics.json").unlink()
+    meta = _front_matter(_cards(run)[0])
+    assert "model-index" not in meta and meta["library_name"] == "peft"

@@ -12,7 +12,10 @@ paragraph its guarantee sentence (16 added lines, none removed). Then for issue 
 the general-capability panel and Misalignment the truthfulness panel, both "not measured" for this run, and the
 Summary's list of gaps their two rows (47 added lines, none removed). Then for issue 22's gain/cost table: the
 Summary opens with "What the fine-tune gained and what it cost", one row per headline metric this run measured
-(243 added lines, none removed).
+(243 added lines, none removed). Then for issue 24's model-card metadata: the model card's front matter is built with
+huggingface_hub's ModelCardData (its key order: ``license`` moved below ``library_name``) and gained
+``co2_eq_emissions`` and a ``model-index`` of the run's results (157 added lines, 1 removed: the moved key); the
+report's outline did not change.
 
 The outline keeps every element with its attributes and every text node; it drops inline styles and the inside of
 charts (matplotlib's SVG carries random ids), and replaces hashes and timestamps, which change on every render; it

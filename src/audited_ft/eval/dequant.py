@@ -30,7 +30,7 @@ CHECK_TEXTS = ("Name three fruits.", "What is 2 + 2?",
                "Summarize: #Person1#: Can I book a table for two? #Person2#: Yes, at 8 pm.")
 
 
-def _four_bit_weights(model) -> list:
+def four_bit_weights(model) -> list:
     return [p for p in model.parameters() if type(p).__name__ == "Params4bit"]
 
 
@@ -60,7 +60,7 @@ def dequantize_checked(base, tokenizer, prompts: list[str], dtype, tolerance: fl
     ``base`` is a freshly loaded 4-bit model; it is modified in place either way (its 4-bit layers are replaced), so
     on failure the caller loads the 4-bit base again.
     """
-    weights = _four_bit_weights(base)
+    weights = four_bit_weights(base)
     # The forward pass below may repack weights in place (bitsandbytes' AVX512-BF16 CPU kernel): keep the tensors
     # and a deep copy of each quantisation state (the repacking mutates the state object itself) to put back.
     saved = [(p.data, copy.deepcopy(p.quant_state)) for p in weights]

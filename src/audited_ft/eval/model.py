@@ -115,13 +115,13 @@ class ModelUnderTest:
         budget = self.cfg.eval.memory_budget_gib
         if budget is None or self.device != "cuda":
             return None
-        from audited_ft.eval.dequant import _four_bit_weights
+        from audited_ft.eval.dequant import four_bit_weights
         from audited_ft.models import compute_dtype
 
         import math
 
         size = compute_dtype(self.cfg.quantization.compute_dtype, self.device).itemsize
-        four_bit = _four_bit_weights(base)
+        four_bit = four_bit_weights(base)
         # a Params4bit holds two weights a byte; its quantisation state keeps the weight matrix's own shape
         weights = sum(math.prod(p.quant_state.shape) for p in four_bit)
         extra = weights * size - sum(p.numel() * p.element_size() for p in four_bit)

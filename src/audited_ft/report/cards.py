@@ -135,17 +135,61 @@ def _base_model(run: RunView) -> dict:
             "licence_id": hf_licence_id(licence)}
 
 
-def _front_matter(base: dict, datasets: list[str], qlora: bool) -> Markup:
-    import yaml
+def _front_matter(base: dict, datasets: list[str], qlora: bool, results: list[dict] | None = None,
+                  co2: dict | None = None, model_name: str | None = None) -> Markup:
+    """The card's YAML front matter through huggingface_hub's ``ModelCardData``: the Hub's keys, a ``model-index`` of
+    this run's results (the adapter's value of each metric of the results table; the Hub renders it as the
+    evaluation results) and ``co2_eq_emissions`` (grams, the training stage's estimate) where the run has them."""
+    import math
+
+    from huggingface_hub import EvalResult, ModelCardData
 
     meta: dict[str, Any] = {"base_model": base["hub_id"] or _slug(base["name"] or "unknown", 96),
                             "license": base["licence_id"]}
     if base["licence_id"] == "other":
         meta["license_name"] = _slug(base["licence"]).lower()
-    meta.update(datasets=datasets, library_name="peft", pipeline_tag="text-generation",
-                tags=["audited-ft", *(["qlora"] if qlora else []), "lora", "peft", "sft",
-                      *([f"base_model:adapter:{base['hub_id']}"] if base["hub_id"] else [])])
-    return Markup(yaml.safe_dump(meta, sort_keys=False, allow_unicode=False, width=1000))
+    evals = []
+    for row in results or []:
+        value = row.get("adapter")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        probe = _slug(row.get("probe") or "run")  # names from the run folder: metadata-safe identifiers only
+        metric = _slug(row["metric"], 96)
+        evals.append(EvalResult(
+            task_type="text-generation", task_name=f"audited_ft {probe} probe",
+            dataset_type=f"audited-ft/{probe}", dataset_name=f"{probe} (audited_ft run data)",
+            metric_type=metric, metric_name=f"{metric} (adapter)",
+            metric_value=round(float(value), 4)))
+    card = ModelCardData(**meta, datasets=datasets or None, library_name="peft", pipeline_tag="text-generation",
+                         tags=["audited-ft", *(["qlora"] if qlora else []), "lora", "peft", "sft",
+                               *([f"base_model:adapter:{base['hub_id']}"] if base["hub_id"] else [])],
+                         model_name=_slug(model_name, 96) if evals and model_name else None,
+                         eval_results=evals or None,
+                         **({"co2_eq_emissions": co2} if co2 else {}))
+    return Markup(card.to_yaml() + "\n")
+
+
+def _co2(run: RunView) -> dict | None:
+    """The Hub's ``co2_eq_emissions`` block from the Compute section's estimate of the training stage (grams of
+    CO2e, as the Hub expects), or None where the run has no estimate."""
+    from audited_ft.errors import AuditedFTError
+    from audited_ft.report.sections.compute import compute_view
+
+    try:
+        fp = compute_view(run).get("footprint")
+    except AuditedFTError:
+        return None
+    train = next((r for r in (fp or {}).get("stages", []) if r.get("stage") == "train"), None)
+    if not train or train.get("co2e_kg") is None:
+        return None
+    hardware = dict_of(run.manifest.get("hardware"))
+    grid = next((a for a in fp["assumptions"] if str(a.get("name", "")).startswith("grid intensity")), {})
+    return {"emissions": round(train["co2e_kg"] * 1000, 3),
+            "source": f"audited_ft estimate of the training stage: {train['method']}, grid {grid.get('value')} "
+                      "g CO2e/kWh (the report's Compute resources section gives every assumption)",
+            "training_type": "fine-tuning",
+            "hardware_used": _slug(hardware.get("gpu_name") or hardware.get("cpu") or hardware.get("device") or
+                                   "not recorded", 96)}
 
 
 def _metric_row(metrics: dict, stem: str, probe: str | None = None) -> dict:
@@ -268,8 +312,10 @@ def _model_context(run: RunView) -> dict:
     if base["licence"] is None:
         gaps.append("base model licence: not recorded in the manifest or config, and not an embedded model")
     hardware, versions = dict_of(m.get("hardware")), dict_of(m.get("versions"))
+    results = _results(run, metrics, gates, probes)
     return {
-        "front_matter": _front_matter(base, list(dict.fromkeys(dataset_id(s) for s in sources.values())), qlora),
+        "front_matter": _front_matter(base, list(dict.fromkeys(dataset_id(s) for s in sources.values())), qlora,
+                                      results["rows"], _co2(run), model_name=f"{m.get('run_id', run.path.name)}"),
         "run_id": m.get("run_id", run.path.name), "base": base, "qlora": qlora,
         "sources": [(", ".join(s for s in sources if sources[s] == src), src)
                     for src in dict.fromkeys(sources.values())],
@@ -282,7 +328,7 @@ def _model_context(run: RunView) -> dict:
         "audits": _audit_status(audits), "why_audits": run.why_absent("audits/summary.json", "audit"),
         "accepted": [r for r in list_of(m.get("accepted_risks") or get(audits, "accepted")) if isinstance(r, dict)],
         "probe_notes": notes, "why_probes": run.why_absent("eval/probes.json", "eval"),
-        "results": _results(run, metrics, gates, probes), "gaps": gaps,
+        "results": results, "gaps": gaps,
         "train": _pairs(train, _TRAIN_KEYS) if train else None, "why_train": run.why_absent("train/summary.json", "train"),
         "privacy": _privacy_line(dict_of((train or {}).get("privacy"))),
         "train_stage_seconds": get(m, "stages", "train", "seconds"),

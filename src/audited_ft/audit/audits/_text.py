@@ -1,6 +1,6 @@
 """Text helpers shared by the data audits: normalisation, shingles, masked excerpts, salted hashes.
 
-Standard library and numpy only, so importing an audit module stays instant.
+Standard library, numpy and audited_ft.textsafe only, so importing an audit module stays instant.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import zlib
 from typing import Iterable
 
 import numpy as np
+
+from audited_ft.textsafe import shape  # the excerpts' masking (shared with `audited-ft init`)
 
 # DialogSum-style speaker tags (``#Person1#``, ``#Person2#``): markup, never personal data.
 SPEAKER_TAG = r"#[A-Za-z]+\d*#"
@@ -102,13 +104,6 @@ def merge_spans(spans: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, s
     return [(s, e, lab) for s, e, lab in merged]
 
 
-_LETTER = re.compile(r"[^\W\d_]")
-_DIGIT = re.compile(r"\d")
-
-
-def shape(text: str) -> str:
-    """The shape of ``text``: every letter ``x``, every digit ``9``; spaces and punctuation kept."""
-    return _DIGIT.sub("9", _LETTER.sub("x", text))
 
 
 EXCERPT_CONTEXT = ("shape", "none", "text")
