@@ -5,6 +5,9 @@ Slow (minutes on 2 cores): this is the run the README's first command does.
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,11 +19,19 @@ REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
+class _Result:
+    def __init__(self, p: subprocess.CompletedProcess):
+        self.exit_code, self.output = p.returncode, p.stdout + p.stderr
+
+
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
+    """The run as `make run` starts it: its own process, output piped (no TTY), as in CI."""
     out = tmp_path_factory.mktemp("runs")
-    result = runner.invoke(app, ["run", str(REPO / "configs/default.yaml"), "--out", str(out), "--run-id", "e2e"])
-    return result, out / "e2e"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.run([sys.executable, "-m", "audited_ft", "run", str(REPO / "configs/default.yaml"), "--out",
+                        str(out), "--run-id", "e2e"], capture_output=True, text=True, env=env, timeout=1800)
+    return _Result(p), out / "e2e"
 
 
 @pytest.mark.slow
@@ -29,6 +40,15 @@ def test_default_run_passes_with_visible_effect(default_run):
     assert result.exit_code == 0, result.output
     # the default's risk gates are too small to decide (verdict.inconclusive: warn): INCONCLUSIVE, exit 0
     assert "verdict:    INCONCLUSIVE" in result.output
+    # issue 24: a quiet terminal — the stage lines, audits, probes, gates and verdict, no library noise — and the
+    # full detail in the run folder's log
+    lines = result.output.splitlines()
+    assert len(lines) < 60, "\n".join(lines)
+    for noise in ("Loading weights", "FutureWarning", "{'loss'", "\x1b[A", "it/s]", "examples/s"):
+        assert noise not in result.output, noise
+    assert "train: done in" in result.output and "gates:" in result.output and "file://" in result.output
+    full = (run / "run.log").read_text(encoding="utf-8")
+    assert "train step" in full and "probe rouge done" in full and len(full.splitlines()) > len(lines)
     m = json.loads((run / "manifest.json").read_text())
     assert m["status"] == "passed" and m["verdict"] == "INCONCLUSIVE"
     gates = json.loads((run / "gates.json").read_text())

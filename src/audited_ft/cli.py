@@ -28,14 +28,27 @@ AcceptOpt = typer.Option(None, "--accept-risk", help="Proceed past a failed audi
 ByOpt = typer.Option(None, "--accepted-by", help="Who accepts the risks named by --accept-risk.")
 
 
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "-v", "--verbose", help="Show libraries' progress bars, logs and "
+                                          "warnings too (the run folder's run.log has them either way).")) -> None:
+    from audited_ft.run import console
+
+    console.VERBOSE[0] = verbose
+
+
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
+    from audited_ft.run.console import OursOnly, quiet_libraries
+
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    terminal = _safe(RichHandler(show_path=False, markup=False, rich_tracebacks=False))
+    terminal.addFilter(OursOnly())  # libraries' records go to run.log only, unless -v
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", datefmt="%H:%M:%S",
-                        handlers=[_safe(RichHandler(show_path=False, markup=False, rich_tracebacks=False))])
+                        handlers=[terminal])
     for noisy in ("httpx", "urllib3", "presidio-analyzer", "filelock", "datasets", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
 
 
 def _safe(handler: logging.Handler) -> logging.Handler:
@@ -48,7 +61,9 @@ def _guard(fn: Callable[[], int | None], multi_process: bool = False) -> None:
     """Run a command body; map our errors to exit codes with a clean message, never a traceback. Only the training
     and evaluation stages may run in several processes (``accelerate launch``); any other command started that way is
     refused."""
-    _setup_logging(os.environ.get("AFT_DEBUG") == "1")
+    from audited_ft.run.console import verbose
+
+    _setup_logging(verbose())
     try:
         from audited_ft import distributed
 
@@ -114,10 +129,23 @@ def _gates_overrides(gates: Optional[Path]) -> list[str]:
 
 
 def _print_outcome(result) -> int:
-    """The run folder, the report and the run's verdict — the word the report and gates.md show — and its exit code."""
-    typer.echo(f"run folder: {result.run_dir}")
+    """The closing summary: each gate with its verdict word, the run folder, the report as a file URL, the run's
+    verdict — the word the report and gates.md show — and its exit code."""
+    import json
+
+    gates_file = result.run_dir / "gates.json"
+    try:
+        gates = json.loads(gates_file.read_text(encoding="utf-8")).get("results", []) if gates_file.is_file() else []
+    except (OSError, ValueError, AttributeError):
+        gates = []
+    if gates:
+        typer.echo("gates:")
+        for g in gates:
+            if isinstance(g, dict):
+                typer.echo(f"  {str(g.get('verdict', '?')).upper():<13} {for_terminal(g.get('metric', '?'))}")
+    typer.echo(f"run folder: {result.run_dir}  (full log: run.log)")
     if (result.run_dir / "report.html").exists():
-        typer.echo(f"report:     {result.run_dir / 'report.html'}")
+        typer.echo(f"report:     {(result.run_dir / 'report.html').resolve().as_uri()}")
     from audited_ft.run.view import RunView
 
     _echo_verdict(result.verdict, RunView(result.run_dir).manifest.get("failed_because"), label="verdict:    ")

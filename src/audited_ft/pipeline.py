@@ -15,6 +15,7 @@ from pathlib import Path
 
 from audited_ft import config as _config
 from audited_ft.config import Config, config_hash, dump_config
+from audited_ft.errors import RunFolderError
 from audited_ft.run.folder import RunFolder, atomic_write_text
 from audited_ft.run.provenance import git_sha, hardware, versions
 from audited_ft.run.view import RunView
@@ -309,6 +310,7 @@ def _run_stages(cfg: Config, rf: RunFolder, baseline: Path | None, done: frozens
     from audited_ft.gate.stage import failed_names
     from audited_ft.gate.verdict import run_verdict
 
+    estimate_time(rf, done)
     if "data" not in done:
         stage_data(cfg, rf)
     audits = stage_audit(cfg, rf) if "audit" not in done else RunView(rf.path).require("audits/summary.json", "audit")
@@ -325,7 +327,60 @@ def _run_stages(cfg: Config, rf: RunFolder, baseline: Path | None, done: frozens
     failed = failed_names(gates)
     result = finish(rf, gates["verdict"], f"gate(s) not passed: {', '.join(failed)}" if failed else "")
     stage_report(cfg, rf)
+    record_time(rf)
     return result
+
+
+TIMINGS = ".timings.json"  # beside the run folders: the stage times of the last full run of each config on a machine
+
+
+def _timing_key(manifest: dict) -> str | None:
+    import os
+
+    h = manifest.get("config_hash")
+    device = (manifest.get("hardware") or {}).get("device") if isinstance(manifest.get("hardware"), dict) else None
+    return f"{h}:{device or 'cpu'}:{os.cpu_count()}" if h else None
+
+
+def estimate_time(rf: RunFolder, done: frozenset[str] = frozenset()) -> None:
+    """Log how long the stages still to run took the last time this config ran to the end on a machine like this one
+    (``runs/.timings.json``); nothing when it never did."""
+    from audited_ft.run.folder import read_json
+
+    key = _timing_key(rf.manifest())
+    path = rf.path.parent / TIMINGS
+    try:
+        known = (read_json(path) if path.is_file() else {}).get(key) if key else None
+    except (OSError, ValueError, AttributeError, RunFolderError):
+        known = None
+    if not isinstance(known, dict):
+        return
+    left = {k: v for k, v in known.items() if k not in done and isinstance(v, (int, float))}
+    if left:
+        total = sum(left.values())
+        log.info("estimated time: about %s (this config's last full run here)",
+                 f"{total:.0f} s" if total < 90 else f"{total / 60:.0f} min")
+        log.debug("estimated stage times (s): %s", left)
+
+
+def record_time(rf: RunFolder) -> None:
+    """Keep this run's stage times for the next run's estimate (a failure to write them never fails the run)."""
+    from audited_ft.run.folder import read_json, write_json
+
+    m = rf.manifest()
+    key = _timing_key(m)
+    stages = m.get("stages") if isinstance(m.get("stages"), dict) else {}
+    times = {k: v.get("seconds") for k, v in stages.items() if isinstance(v, dict) and v.get("status") == "done"}
+    if not key or len(times) < len(stages):
+        return
+    path = rf.path.parent / TIMINGS
+    try:
+        table = read_json(path) if path.is_file() else {}
+        table = table if isinstance(table, dict) else {}
+        table[key] = times
+        write_json(path, table)
+    except (OSError, ValueError, RunFolderError):
+        log.debug("could not record the stage times in %s", path)
 
 
 def resume_pipeline(rf: RunFolder, baseline: Path | None = None) -> RunResult:

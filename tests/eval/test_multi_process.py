@@ -41,7 +41,7 @@ def test_two_processes_evaluate_exactly_as_one(tmp_path):
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "audited_ft", "eval", str(two)], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
-    assert p.stdout.count("eval: done") == 1, "the main process alone reports"
+    assert p.stdout.count("eval: done —") == 1, "the main process alone reports"
     assert "2 processes" in p.stdout
 
     manifest = json.loads((two / "manifest.json").read_text())

@@ -74,7 +74,7 @@ def run_audits(cfg: Config, rf: RunFolder) -> dict:
                 summary["blocking"].append(name)
         elif status == "warn":
             summary["warnings"].append(name)
-        log.info("audit %s: %s", name, status)
+        log.debug("audit %s: %s", name, status)  # each audit logs its own line with its figures
     summary["passed"] = not summary["blocking"]
     write_json(rf / "audits/summary.json", summary)
     rf.update_manifest(accepted_risks=summary["accepted"],

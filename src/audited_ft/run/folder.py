@@ -227,6 +227,10 @@ class RunFolder:
         assert name in STAGES, name
         extra: dict = {}
         started = time.time()
+        import logging
+
+        log = logging.getLogger("audited_ft.run")
+        log.info("%s: started", name)
         # The report stage only describes the run: it leaves the run's overall status (passed/failed) alone.
         overall = {} if name == "report" else {"status": "running"}
         self.update_manifest(**overall, stages={name: {"status": "running", "started": utcnow()}})
@@ -253,6 +257,9 @@ class RunFolder:
         m["stages"][name] = {**m["stages"].get(name, {}), "status": "done", "finished": utcnow(),
                              "seconds": round(time.time() - started, 2), **extra}
         self.write_manifest(m)
+        figures = ", ".join(f"{k} {v}" for k, v in extra.items() if isinstance(v, (int, float, str)) and
+                            not isinstance(v, bool) and k not in ("started", "finished"))[:200]
+        log.info("%s: done in %.1f s%s", name, time.time() - started, f" ({figures})" if figures else "")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -277,7 +284,10 @@ class RunFolder:
                                      f"to finish, or stop it and resume with: audited-ft run --resume {self.path}") from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-            yield
+            from audited_ft.run.console import log_to
+
+            with log_to(self.path):  # every record of the command, libraries' included, in run.log
+                yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 

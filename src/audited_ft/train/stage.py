@@ -49,6 +49,49 @@ def _log_callback(path):
     return JsonlLog()
 
 
+def _console_callback():
+    """The trainer's terminal output, ours instead of transformers': one progress bar (steps, rate, ETA) where stderr
+    is a terminal, and a log line at each evaluation (train and validation loss); every log event at DEBUG, in
+    run.log. Replaces transformers' ProgressCallback/PrinterCallback, which print raw log dicts and nested bars."""
+    from transformers import TrainerCallback
+
+    from audited_ft.run.console import bars_enabled
+
+    class ConsoleProgress(TrainerCallback):
+        bar = None
+        last_loss = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and bars_enabled():
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+                                dynamic_ncols=True, leave=False)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            logs = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+            log.debug("train step %d: %s", state.global_step, logs)
+            if "loss" in logs:
+                self.last_loss = logs["loss"]
+            if "eval_loss" in logs:
+                log.info("train step %d/%d: validation loss %.4f (training loss %s)", state.global_step,
+                         state.max_steps, logs["eval_loss"],
+                         "—" if self.last_loss is None else f"{self.last_loss:.4f}")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return ConsoleProgress()
+
+
 def packing_on(cfg: Config, device: str) -> bool:
     if cfg.train.privacy is not None:  # DP's unit is one training row: never several in one packed row
         return False
@@ -420,6 +463,14 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
         args.eval_strategy = "no"
     trainer = _trainer_class(SFTTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                          processing_class=tokenizer, peft_config=lora, callbacks=list(callbacks))
+    from audited_ft.run.console import verbose
+
+    if not verbose():  # our bar and log lines instead of transformers' raw dicts and nested bars
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(_console_callback())
     if device == "cpu" and dtype == torch.float32:
         # TRL casts a quantised model's LoRA weights to bfloat16 (the QLoRA paper's recipe, for GPU memory) on every
         # device; on a CPU computing in float32 that turns each LoRA product into a bfloat16 matmul, which most CPUs

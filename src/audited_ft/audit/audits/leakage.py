@@ -128,7 +128,7 @@ class LeakageAudit(Audit):
                   "summary": summary,
                   "findings": findings[: opts.max_findings], "findings_truncated": len(findings) > opts.max_findings,
                   "seconds": round(time.time() - started, 2)}
-        log.info("leakage: %s %s", status, totals)
+        log.info("leakage: %s (%s)", status, ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items()))
         return AuditOutcome(result=result, splits=new_splits)
 
 

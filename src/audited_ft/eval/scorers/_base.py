@@ -84,7 +84,7 @@ def get_scorer(name: str, **options) -> ToxicityScorer:
     key = (name, tuple(sorted(opts.model_dump().items())))
     with _LOCK:
         if key not in _CACHE:
-            log.info("loading toxicity scorer %s", name)
+            log.debug("loading toxicity scorer %s", name)
             _CACHE[key] = cls(opts)
         return _CACHE[key]  # type: ignore[return-value]
 
