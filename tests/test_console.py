@@ -32,7 +32,8 @@ def test_quiet_terminal_full_log_and_an_estimate_on_the_second_run(tmp_path):
     for stage in ("data", "audit", "train", "eval", "gate", "report"):
         assert f"{stage}: started" in out and f"{stage}: done in" in out, stage
     assert "train: done in" in out and "steps 3" in out  # the stage's key figures on its closing line
-    assert "gates:\n  PASS" in out and "file://" in out and "verdict:" in out
+    assert "gates:\n  PASS" in out and "rouge.rougeL.adapter" in out and "file://" in out and "verdict:" in out
+    assert max(len(line) for line in out.splitlines() if " INFO " in line) > 80, "piped: plain lines, not wrapped"
     assert "estimated time" not in out  # nothing measured yet for this config
     log = (tmp_path / "runs/one/run.log").read_text(encoding="utf-8")
     assert "FutureWarning" in log or "py.warnings" in log  # libraries' warnings kept, in the file

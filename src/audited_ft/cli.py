@@ -42,13 +42,32 @@ def _setup_logging(verbose: bool) -> None:
     from audited_ft.run.console import OursOnly, quiet_libraries
 
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-    terminal = _safe(RichHandler(show_path=False, markup=False, rich_tracebacks=False))
+    # A terminal gets rich's columns; piped output (CI, a file) plain lines, never wrapped
+    terminal = _safe(RichHandler(show_path=False, markup=False, rich_tracebacks=False) if sys.stdout.isatty()
+                     else _PlainHandler())
     terminal.addFilter(OursOnly())  # libraries' records go to run.log only, unless -v
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", datefmt="%H:%M:%S",
                         handlers=[terminal])
     for noisy in ("httpx", "urllib3", "presidio-analyzer", "filelock", "datasets", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     quiet_libraries()
+
+
+class _PlainHandler(logging.StreamHandler):
+    """One plain line per record on stdout (where rich's handler writes too), looked up at each write so a test's
+    captured stdout receives it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler sets it in __init__; the current stdout is always used
+        pass
 
 
 def _safe(handler: logging.Handler) -> logging.Handler:
@@ -138,11 +157,15 @@ def _print_outcome(result) -> int:
         gates = json.loads(gates_file.read_text(encoding="utf-8")).get("results", []) if gates_file.is_file() else []
     except (OSError, ValueError, AttributeError):
         gates = []
-    if gates:
-        typer.echo("gates:")
+    if gates:  # one line per verdict word, naming its gates
+        by_word: dict[str, list[str]] = {}
         for g in gates:
             if isinstance(g, dict):
-                typer.echo(f"  {str(g.get('verdict', '?')).upper():<13} {for_terminal(g.get('metric', '?'))}")
+                by_word.setdefault(str(g.get("verdict", "?")).upper(), []).append(for_terminal(g.get("metric", "?")))
+        typer.echo("gates:")
+        for word in sorted(by_word, key=lambda w: ("FAIL", "INCONCLUSIVE", "PASS").index(w)
+                           if w in ("FAIL", "INCONCLUSIVE", "PASS") else 3):
+            typer.echo(f"  {word:<13} {len(by_word[word]):>2}: {', '.join(by_word[word])}")
     typer.echo(f"run folder: {result.run_dir}  (full log: run.log)")
     if (result.run_dir / "report.html").exists():
         typer.echo(f"report:     {(result.run_dir / 'report.html').resolve().as_uri()}")
