@@ -331,10 +331,8 @@ def _run_stages(cfg: Config, rf: RunFolder, baseline: Path | None, done: frozens
     return result
 
 
-TIMINGS = ".timings.json"  # beside the run folders: the stage times of the last full run of each config on a machine
-
-
 def _timing_key(manifest: dict) -> str | None:
+    """This config on this kind of machine: the config's hash, the device and the CPU count."""
     import os
 
     h = manifest.get("config_hash")
@@ -345,14 +343,10 @@ def _timing_key(manifest: dict) -> str | None:
 def estimate_time(rf: RunFolder, done: frozenset[str] = frozenset()) -> None:
     """Log how long the stages still to run took the last time this config ran to the end on a machine like this one
     (``runs/.timings.json``); nothing when it never did."""
-    from audited_ft.run.folder import read_json
+    from audited_ft.run.view import read_timings
 
     key = _timing_key(rf.manifest())
-    path = rf.path.parent / TIMINGS
-    try:
-        known = (read_json(path) if path.is_file() else {}).get(key) if key else None
-    except (OSError, ValueError, AttributeError, RunFolderError):
-        known = None
+    known = read_timings(rf.path.parent).get(key) if key else None
     if not isinstance(known, dict):
         return
     left = {k: v for k, v in known.items() if k not in done and isinstance(v, (int, float))}
@@ -365,7 +359,8 @@ def estimate_time(rf: RunFolder, done: frozenset[str] = frozenset()) -> None:
 
 def record_time(rf: RunFolder) -> None:
     """Keep this run's stage times for the next run's estimate (a failure to write them never fails the run)."""
-    from audited_ft.run.folder import read_json, write_json
+    from audited_ft.run.folder import write_json
+    from audited_ft.run.view import TIMINGS, read_timings
 
     m = rf.manifest()
     key = _timing_key(m)
@@ -375,8 +370,7 @@ def record_time(rf: RunFolder) -> None:
         return
     path = rf.path.parent / TIMINGS
     try:
-        table = read_json(path) if path.is_file() else {}
-        table = table if isinstance(table, dict) else {}
+        table = read_timings(rf.path.parent)
         table[key] = times
         write_json(path, table)
     except (OSError, ValueError, RunFolderError):

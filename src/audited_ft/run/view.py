@@ -213,3 +213,17 @@ class RunView:
                 if isinstance(result, dict):
                     out[str(result.get("name") or path.stem)] = result
         return out
+
+
+TIMINGS = ".timings.json"  # beside the run folders: the stage times of the last full run of each config on a machine
+
+
+def read_timings(out_root: Path) -> dict:
+    """``out_root/.timings.json`` (config and machine → stage → seconds), or {} when absent or unreadable: the
+    run-time estimate is a courtesy, never a reason to stop."""
+    path = Path(out_root) / TIMINGS
+    try:
+        table = read_json(path) if path.is_file() else {}
+    except (OSError, ValueError, RunFolderError):
+        return {}
+    return table if isinstance(table, dict) else {}
