@@ -16,7 +16,8 @@ NOISE = ("Loading weights", "FutureWarning", "{'loss'", "\x1b[A", "it/s]", "exam
 
 def _run(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    env.pop("AFT_DEBUG", None)
+    for inherited in ("AFT_DEBUG", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
+        env.pop(inherited, None)
     return subprocess.run([sys.executable, "-m", "audited_ft", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=600)
 

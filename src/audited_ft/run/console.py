@@ -37,8 +37,7 @@ def quiet_libraries() -> None:
     logging.captureWarnings(True)  # warnings.warn(...) → the "py.warnings" logger: the file, and the terminal if -v
     if verbose():
         return
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # (through the libraries' own switches, not environment variables, which child processes would inherit)
     with contextlib.suppress(ImportError):
         import transformers
 
