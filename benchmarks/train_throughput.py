@@ -156,7 +156,67 @@ def load(path: str, use_gc: bool, liger: bool, dropout: float):
                                             task_type="CAUSAL_LM"))
 
 
-def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab: int, seed: int = 0) -> dict:
+KERNEL_KINDS = [  # (kind, substrings of a CUDA kernel's name, lower case): where a training step's GPU time goes
+    ("4-bit dequantise (bitsandbytes)", ("kdequantize", "dequantize")),
+    ("optimizer (bitsandbytes)", ("koptimizer", "kpreconditionoptimizer", "optimizer")),
+    ("attention", ("flash", "fmha", "attention", "efficient_attention", "sdpa")),
+    ("matmul (GEMM)", ("gemm", "xmma", "cutlass", "cublas", "s16816", "wgmma", "gemv")),
+    ("liger / triton fused ops", ("_rms_norm", "rms_norm", "swiglu", "rope", "cross_entropy", "triton")),
+    ("copies and memsets", ("memcpy", "memset", "copy_kernel", "cat", "index")),
+    ("element-wise and reductions", ("elementwise", "reduce", "softmax", "norm", "mul", "add")),
+]
+
+
+class StepProfiler:
+    """torch.profiler over ``n`` optimizer steps after the warm-up (``--profile N``): the GPU time of the step by kind
+    of kernel (KERNEL_KINDS), the top kernels, and the share of the steps' wall time no kernel ran (host overhead,
+    synchronisation, launches). Kernel times are torch.profiler's self device times (CUPTI)."""
+
+    def __init__(self, start: int, n: int):
+        self.start, self.n, self.prof, self.wall = start, n, None, 0.0
+
+    def begin(self, k: int) -> None:
+        if self.n and k == self.start:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+            self.prof.__enter__()
+        if self.prof is not None:
+            self._t0 = time.perf_counter()
+
+    def end(self, k: int) -> None:
+        if self.prof is None:
+            return
+        self.wall += time.perf_counter() - self._t0
+        if k == self.start + self.n - 1:
+            self.prof.__exit__(None, None, None)
+            self.summary = self._summarise()
+            self.prof = None
+
+    def _summarise(self) -> dict:
+        kernels = {}
+        for e in self.prof.key_averages():
+            if getattr(e, "device_type", None) != torch.autograd.DeviceType.CUDA:
+                continue
+            us = getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+            kernels[e.key] = kernels.get(e.key, 0) + us
+        busy = sum(kernels.values()) / 1e6
+        kinds: dict[str, float] = {}
+        for name, us in kernels.items():
+            low = name.lower()
+            kind = next((k for k, keys in KERNEL_KINDS if any(w in low for w in keys)), "other")
+            kinds[kind] = kinds.get(kind, 0) + us / 1e6
+        top = sorted(kernels.items(), key=lambda kv: -kv[1])[:25]
+        return {"steps": self.n, "wall_s": round(self.wall, 3), "kernel_s": round(busy, 3),
+                "gpu_idle_share": round(1 - busy / self.wall, 3) if self.wall else None,
+                "by_kind_s": {k: round(v, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+                "by_kind_share_of_wall": {k: round(v / self.wall, 3) for k, v in sorted(kinds.items(),
+                                                                                        key=lambda kv: -kv[1])},
+                "top_kernels_s": [[name[:120], round(us / 1e6, 4)] for name, us in top]}
+
+
+def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab: int, seed: int = 0,
+            profile_steps: int = 0) -> dict:
     import bitsandbytes as bnb
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -167,9 +227,13 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
     torch.cuda.reset_peak_memory_stats()
     plan = batches(cfg, lengths, warmup + steps, seed=seed)
     times, useful, padded, rates = [], 0, 0, []
+    prof = StepProfiler(warmup + steps, profile_steps)  # profiled steps come after the timed ones
+    if profile_steps:
+        plan = plan + batches(cfg, lengths, profile_steps, seed=seed + 1)
     for k, rows in enumerate(plan):
         batch = tensors(cfg, rows, vocab)
         torch.cuda.synchronize()
+        prof.begin(k)
         start = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = model(**batch).loss
@@ -177,7 +241,8 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
         opt.step()
         opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
-        if k >= warmup:
+        prof.end(k)
+        if warmup <= k < warmup + steps:
             times.append(time.perf_counter() - start)
             n = sum(map(sum, rows))
             useful += n
@@ -191,10 +256,12 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
             "p10_p90_tokens_per_s": [round(q, 1) for q in _deciles(rates)],
             "mean_useful_tokens_per_s": round(useful / sum(times), 1), "tokens_per_step": round(useful / steps),
             "padding_share": round(1 - useful / padded, 4), "median_step_s": round(statistics.median(times), 4),
-            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "loss": round(float(loss), 3)}
+            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "loss": round(float(loss), 3),
+            **({"profile": prof.summary} if profile_steps else {})}
 
 
-def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: int, max_length: int) -> dict:
+def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: int, max_length: int,
+            profile_steps: int = 0) -> dict:
     """The training stage's path (audited_ft.train.stage.build_trainer + trainer.train()) under a memory budget."""
     import tempfile
 
@@ -216,19 +283,23 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
     train = {"batch_size": cfg["B"]} if cfg["budget"] is None else {}  # harness:B=8 without a budget (FSDP)
     c = Config.model_validate({
         "model": {"name_or_path": model_path, "use_chat_template": False}, "data": {"source": "unused.jsonl"},
-        "train": {"memory_budget_gib": cfg["budget"], "max_length": max_length, "max_steps": warmup + steps,
+        "train": {"memory_budget_gib": cfg["budget"], "max_length": max_length,
+                  "max_steps": warmup + steps + profile_steps,
                   "checkpoint_every_steps": 0, "device": "cuda" if cuda else "cpu", "learning_rate": 2e-4, **train},
         "lora": {"r": 64, "alpha": 16, "dropout": cfg["dropout"], "target_modules": "all-linear"}})
     times: list[tuple[float, int]] = []
+    prof = StepProfiler(warmup + steps, profile_steps)  # profiled steps come after the timed ones
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
             sync()
+            prof.begin(state.global_step)
             self.t0, self.n0 = time.perf_counter(), trainer._total_train_tokens
 
         def on_step_end(self, args, state, control, **kw):
             sync()
             times.append((time.perf_counter() - self.t0, trainer._total_train_tokens - self.n0))
+            prof.end(state.global_step - 1)  # global_step is already counted up here
 
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
@@ -238,7 +309,7 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
             torch.cuda.reset_peak_memory_stats()
         trainer.train()
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-    measured = times[warmup:]
+    measured = times[warmup:warmup + steps]
     rates = [n / t for t, n in measured]
     out = {"spec": cfg["spec"], "kind": "harness", "budget_gib": cfg["budget"], "dropout": cfg["dropout"],
            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
@@ -250,7 +321,9 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
            "settings": {k: speed.get(k) for k in ("packing", "pack_length", "kernels", "micro_batch",
                                                    "gradient_checkpointing", "optimizer")},
            "calibration": speed.get("calibration"),
-           "loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)}
+           "p10_p90_tokens_per_s": [round(q, 1) for q in _deciles(rates)],
+           "loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
+           **({"profile": prof.summary} if profile_steps else {})}
     del trainer
     gc.collect()
     if cuda:
@@ -396,6 +469,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="the batches' seed, the same for every configuration")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="after the timed steps, N more steps under "
+                    "torch.profiler (harness and stock loops): GPU time by kind of kernel, host idle share")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--make-model", choices=sorted(SHAPES), help="first write a random model of this shape to --model")
     ap.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the table of these result files "
@@ -418,7 +493,7 @@ def main() -> None:
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch: rank 0 reports
     for c in cfgs:  # the harness first: the stock groups patch liger into the Llama classes for good
         if c["kind"] == "harness":
-            r = harness(args.model, c, lengths, args.steps, args.warmup, args.max_length)
+            r = harness(args.model, c, lengths, args.steps, args.warmup, args.max_length, args.profile)
             if main_process:
                 print(json.dumps(r), flush=True)
             results.append(r)
@@ -437,7 +512,8 @@ def main() -> None:
         vocab = model.config.vocab_size
         for c in group:
             try:
-                r = measure(model, c, lengths, args.steps, args.warmup, vocab, seed=args.seed)
+                r = measure(model, c, lengths, args.steps, args.warmup, vocab, seed=args.seed,
+                            profile_steps=args.profile)
             except torch.OutOfMemoryError:
                 r = {"spec": c["spec"], "error": "out of memory"}
             print(json.dumps(r), flush=True)

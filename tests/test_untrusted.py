@@ -269,6 +269,22 @@ def test_review_sheet_keeps_data_out_of_its_script_and_attributes(hostile: dict)
     assert _longest_run(page) <= FULL_CHARS  # run id in the title, outputs: clipped
 
 
+def test_evidence_page_keeps_data_out_of_its_script_and_markup(hostile: dict) -> None:
+    """evidence.html (written by the report stage) carries every item as JSON data its script renders as text."""
+    page = (hostile["run"] / "evidence.html").read_text(encoding="utf-8")
+    parsed = _Elements()
+    parsed.feed(page)
+    data, script = parsed.scripts  # the JSON data block, then the page's one script
+    assert script == (template_dir() / "evidence.js").read_text(encoding="utf-8")
+    assert not re.search("[<>&\u2028\u2029]", data)  # no payload can end or alter the data block
+    assert not [(t, a) for t, a in parsed.tags if any(k.startswith("on") for k in a)]  # no injected handler
+    assert "img" not in {t for t, _ in parsed.tags} and "\x1b" not in page and "\u202e" not in page
+    item = next(it for it in json.loads(data)["items"] if it["probe"] == "rouge" and it["id"] == hostile["item"])
+    shown = "".join(t for op, t in item["texts"][0]["diff"] if op >= 0)
+    assert shown.startswith(neutralise(PAYLOAD)) and item["clipped"]  # the payload, as data, controls made visible
+    assert _longest_run(page) <= FULL_CHARS  # the 200,000-character answer, clipped
+
+
 def _chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -282,7 +282,7 @@ def stage_report(cfg: Config, rf: RunFolder) -> Path:
     with rf.stage("report"):
         path = render_report(rf.path, title=cfg.report.title, n_samples=cfg.eval.report_samples)
         cards = write_cards(rf.path)  # model card in the adapter folder, data card in data/
-    rf.record_artefacts("report.html", *(str(p.relative_to(rf.path)) for p in cards.values()))
+    rf.record_artefacts("report.html", "evidence.html", *(str(p.relative_to(rf.path)) for p in cards.values()))
     return path
 
 

@@ -53,3 +53,18 @@ def test_plan_command_finds_the_newest_run_of_the_config(tmp_path, monkeypatch):
     assert "blind on this base" in r.output
     r = runner.invoke(app, ["plan", str(cfg_path), "--set", "run.name=other"])
     assert r.exit_code == 2 and "no evaluated run of 'other'" in r.output
+
+
+def test_a_probe_replayed_from_the_cache_has_no_time(tmp_path):
+    """A resumed run's probe that answered model calls from the cache took seconds that say nothing of its cost: the
+    plan gives the items but no time (it gave 0.0 h for a real run's cached probes)."""
+    cfg_path, run = _setup(tmp_path)
+    probes = json.loads((run / "eval/probes.json").read_text())
+    probes["toxicity"]["cache"] = {"hits": 3, "misses": 0}
+    (run / "eval/probes.json").write_text(json.dumps(probes))
+    tox = {r["metric"]: r for r in plan(load_config(cfg_path), RunView(run))}["toxicity.rtp.expected_max_toxicity.delta"]
+    assert tox["pass_items"] == 400 and tox["seconds_per_item"] is None
+    probes["toxicity"]["cache"] = {"hits": 0, "misses": 3}
+    (run / "eval/probes.json").write_text(json.dumps(probes))
+    tox = {r["metric"]: r for r in plan(load_config(cfg_path), RunView(run))}["toxicity.rtp.expected_max_toxicity.delta"]
+    assert math.isclose(tox["seconds_per_item"], 0.5)

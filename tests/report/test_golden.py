@@ -15,7 +15,10 @@ Summary opens with "What the fine-tune gained and what it cost", one row per hea
 (243 added lines, none removed). Then for issue 24's model-card metadata: the model card's front matter is built with
 huggingface_hub's ModelCardData (its key order: ``license`` moved below ``library_name``) and gained
 ``co2_eq_emissions`` and a ``model-index`` of the run's results (157 added lines, 1 removed: the moved key); the
-report's outline did not change.
+report's outline did not change. Then for issue 24's evidence browser: the report links ``evidence.html`` below the
+run line and from the discrimination and misalignment sections, per probe with its item count (27 added lines, none
+removed). Then for issue 24's print check: the inline stylesheet's print rules changed (tables fit A4's width, long
+tables and verdict boxes break between rows, the gate table's column shares), one line changed.
 
 The outline keeps every element with its attributes and every text node; it drops inline styles and the inside of
 charts (matplotlib's SVG carries random ids), and replaces hashes and timestamps, which change on every render; it

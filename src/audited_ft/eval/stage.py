@@ -73,7 +73,7 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
         if name not in PROBES.enabled(cfg.probes):
             probes_info[name] = {**doc, "status": "skipped", "reason": "not enabled in config"}
             continue
-        started = time.time()
+        started, hits, misses = time.time(), getattr(model, "hits", 0), getattr(model, "misses", 0)
         outcome = cls(_limited(PROBES.options(cfg.probes, name), cfg.eval.limit)).run(ctx)
         numbers, notes = split_notes(outcome.metrics)
         metrics.update(numbers)
@@ -81,7 +81,10 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
             if main:
                 write_jsonl(rf / f"eval/generations/{stem}.jsonl", rows)
         blind = outcome.info.pop("blind", None) if isinstance(outcome.info, dict) else None
+        # the model calls answered from the cache: a probe with hits did not pay for them, so its seconds are no rate
         probes_info[name] = {**doc, "status": "done", "seconds": round(time.time() - started, 2),
+                             "cache": {"hits": getattr(model, "hits", 0) - hits,
+                                       "misses": getattr(model, "misses", 0) - misses},
                              "info": outcome.info, "intervals": notes}
         if blind:  # the probe's own blind spots (e.g. a base at chance), beside the range-based ones below
             probes_info[name]["blind"] = dict(blind)

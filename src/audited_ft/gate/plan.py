@@ -11,7 +11,8 @@ configured power 1 − β, z's the normal quantiles):
 σ comes from the reference run's minimum detectable effect at its own n (σ = mde · √n / (z_{α/2} + z_β)), so it
 carries the run's own spread, discordance and base rate; for proportions, whose detectable effect follows McNemar's
 test rather than a fixed σ, the 1/√n scaling is an approximation (said in the output). Time per item is the probe's
-measured seconds in the reference run divided by its items (an estimate for this machine). A probe that is blind on
+measured seconds in the reference run divided by its items (an estimate for this machine); a probe that answered any
+of its model calls from the cache (a resumed run) has no rate, and its time shows as unknown. A probe that is blind on
 the base (a refusal rate of 0) cannot be helped by more items; that is said instead of a number.
 """
 
@@ -72,7 +73,8 @@ def plan(cfg: Config, run: RunView) -> list[dict]:
             sigma = mde * math.sqrt(n) / z
             row["pass_items"] = math.ceil((z * sigma / g.margin) ** 2)
             row["fail_items"] = math.ceil((z * sigma / (2 * g.margin)) ** 2)
-            seconds = (probes.get(probe) or {}).get("seconds") if probe else None
+            info = (probes.get(probe) or {}) if probe else {}
+            seconds = info.get("seconds") if not (info.get("cache") or {}).get("hits") else None  # replayed: no rate
             row["seconds_per_item"] = seconds / n if seconds else None
             row["note"] = ("decidable at this size" if mde <= g.margin else "only INCONCLUSIVE or FAIL at this size")
             if (note.get("method") or "proportion") == "proportion":

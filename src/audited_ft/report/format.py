@@ -108,6 +108,17 @@ def csp_hash(script: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
 
 
+def inline_script(name: str) -> tuple[Markup, str]:
+    """The script file ``name`` beside the templates, to inline into a page: its text (as Markup) and its
+    Content-Security-Policy source (:func:`csp_hash`). A script containing ``</`` would end its ``<script>`` element
+    early: :class:`AuditedFTError`."""
+    path = template_dir() / name
+    script = path.read_text(encoding="utf-8")
+    if "</" in script:
+        raise AuditedFTError(f"{path}: must not contain '</' (it would end the inline <script> early)")
+    return Markup(script), csp_hash(script)
+
+
 def ci_label(confidence: Any) -> str:
     """"95% CI" for a confidence level, "CI" when the level is not a number between 0 and 1."""
     ok = isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0 < confidence < 1

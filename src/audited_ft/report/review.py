@@ -27,8 +27,8 @@ from typing import Any, Sequence
 
 from markupsafe import Markup
 
-from audited_ft.errors import AuditedFTError, DataError, RunFolderError
-from audited_ft.report.format import CLIP_CHARS, FULL_CHARS, clip, csp_hash, fmt_num, neutralise, template_dir
+from audited_ft.errors import DataError, RunFolderError
+from audited_ft.report.format import CLIP_CHARS, FULL_CHARS, clip, fmt_num, inline_script, neutralise, template_dir
 from audited_ft.run.folder import RunFolder, atomic_write_text, sha256_file, utcnow, write_json
 from audited_ft.run.view import RunView
 
@@ -140,12 +140,9 @@ def _sheet_html(run_id: str, items: list[dict], sheet_id: str) -> str:
                        cell=lambda v: fmt_num(v) if v is None or isinstance(v, (int, float)) else clip(v, 200))
     env.tests["long"] = lambda v, limit=CLIP_CHARS: v is not None and len(neutralise(v)) > limit
     env.globals["full_chars"] = FULL_CHARS
-    script = (template_dir() / SCRIPT).read_text(encoding="utf-8")
-    if "</" in script:  # would end the inline <script> early
-        raise AuditedFTError(f"{template_dir() / SCRIPT}: must not contain '</'")
+    script, script_hash = inline_script(SCRIPT)
     return env.get_template("review.html.j2").render(
-        run_id=run_id, items=items, sheet_id=sheet_id, script=Markup(script),
-        script_hash=csp_hash(script))
+        run_id=run_id, items=items, sheet_id=sheet_id, script=script, script_hash=script_hash)
 
 
 def export_review(run_dir: Path, n: int | None = None, seed: int = 0) -> dict[str, Path]:

@@ -7,6 +7,10 @@ and the Summary lists every gap, because a silent gap reads as a pass.
 The run folder is read through one :class:`~audited_ft.run.view.RunView`; each section's view is a module of
 ``report/sections`` (one per section of the report, plus the panels they share), and this module only puts them together.
 
+Beside the report the stage writes ``evidence.html`` (``report.evidence``): every generated answer and scored item behind
+the metrics, base and adapter side by side, worst change first. The report links it near the top and from each section
+whose probes left items.
+
 Safety of the page: model and data text is untrusted (``report.format``). A Content-Security-Policy forbids every network
 fetch and every script but one (the hash-pinned print helper that opens ``<details>`` before printing). The page has no
 external URL.
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from audited_ft.report.evidence import evidence_links, write_evidence
 from audited_ft.report.format import TEMPLATE, ci_label, csp_hash, environment
 from audited_ft.report.review import review_view
 from audited_ft.report.sections.adapters import adapters_view, run_gates
@@ -107,13 +112,15 @@ def build_context(run_dir: Path, title: str | None = None, n_samples: int = N_SA
 
 
 def render_report(run_dir: Path, title: str | None = None, *, n_samples: int = N_SAMPLES) -> Path:
-    """Render ``<run_dir>/report.html`` (written atomically) from ``reports/templates/report.html.j2``; return its path.
+    """Render ``<run_dir>/report.html`` (written atomically) from ``reports/templates/report.html.j2``, and the evidence
+    browser ``evidence.html`` beside it; return the report's path.
 
     Works on a partial run: sections whose inputs are absent say "not measured in this run" and why. Raises
     :class:`RunFolderError` when ``run_dir`` has no manifest.json, :class:`AuditedFTError` when templates are missing.
     """
     run_dir = Path(run_dir)
     context = build_context(run_dir, title, n_samples)
+    context["evidence"] = evidence_links(write_evidence(run_dir))
     html = environment().get_template(TEMPLATE).render(**context)
     out = run_dir / "report.html"
     atomic_write_text(out, html)

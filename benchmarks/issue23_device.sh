@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issue 23's speed measurements, all in ONE device session (one machine, one card), in priority order:
+#   1. training at ~24 GiB: the harness and every stock variant, each in its own process (liger's class patches and
+#      the allocator's state do not leak from one configuration into the next); 30 timed steps after 3 warm-up steps;
+#      the harness and the two best stock loops profiled for 3 more steps (--profile)
+#   2. training at ~8 GiB: the same
+#   3. generation at equal memory: eval_throughput.py --budgets, one process per budget
+# (in the order 24 GiB training, 24 GiB generation, 8 GiB training, 8 GiB generation, 70 GiB generation: the most
+# asked-for first, should the device time run out)
+# The whole run takes longer than one device call's limit, so it runs detached (setsid) and writes under $RES;
+# later calls on the warm machine wait for it (`bash benchmarks/issue23_device.sh wait`) and copy $RES to $OUT.
+# Needs, carried: .dev/p_site.tar.xz (TRL, datasets, bitsandbytes: benchmarks/device_pack.sh) and liger-kernel's wheel.
+#   bash benchmarks/issue23_device.sh start   # unpack, then run detached; returns at once
+#   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
+set -uo pipefail
+RES=/tmp/issue23
+case "${1:-}" in
+start)
+  mkdir -p /tmp/site "$RES"
+  tar xJf .dev/p_site.tar.xz -C /tmp/site
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .dev/liger_kernel-*.whl
+  setsid nohup bash "$0" run >"$RES/log" 2>&1 < /dev/null &
+  echo "started"; exit 0 ;;
+wait)
+  for _ in $(seq $(( ${2:-560} / 10 ))); do [ -f "$RES/done" ] && break; sleep 10; done
+  mkdir -p "${OUT:?}" && cp -r "$RES"/. "$OUT"/ ; tail -c 6000 "$RES/log"; exit 0 ;;
+run) ;;
+*) echo "usage: $0 start|wait" >&2; exit 2 ;;
+esac
+export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$RES/gpu.csv"
+python3 benchmarks/train_throughput.py --model /tmp/llama_7b --make-model 7b --configs ""
+train() {  # budget, then specs
+  local budget=$1; shift
+  for spec in "$@"; do
+    local prof=0; case $spec in harness*|*:group) prof=3 ;; esac
+    python3 benchmarks/train_throughput.py --model /tmp/llama_7b --steps 30 --warmup 3 --profile $prof \
+      --configs "$spec" --out "$RES/train_${budget}gib/$(echo "$spec" | tr ':=+' '___')"
+  done
+  python3 benchmarks/train_throughput.py --table "$RES"/train_${budget}gib/*/train_throughput.json \
+    | tee "$RES/train_${budget}gib/table.txt"
+}
+evalb() { python3 benchmarks/eval_throughput.py --budgets "$1" --prompts 256 --out "$RES/eval_${1}gib.json"; }
+train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512
+evalb 24
+train 8 harness:budget=8 stock:B=6:group stock+liger:B=8:group trl+liger:B=8:L=512
+evalb 8
+evalb 70
+touch "$RES/done"
