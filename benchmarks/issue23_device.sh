@@ -22,8 +22,11 @@ start)
   setsid nohup bash "$0" run >"$RES/log" 2>&1 < /dev/null &
   echo "started"; exit 0 ;;
 wait)
-  for _ in $(seq $(( ${2:-560} / 10 ))); do [ -f "$RES/done" ] && break; sleep 10; done
-  mkdir -p "${OUT:?}" && cp -r "$RES"/. "$OUT"/ ; tail -c 6000 "$RES/log"; exit 0 ;;
+  mkdir -p "${OUT:?}"
+  for _ in $(seq $(( ${2:-560} / 10 ))); do  # results copied every 10 s: a call stopped at its limit keeps them
+    cp -r "$RES"/. "$OUT"/; [ -f "$RES/done" ] && break; sleep 10
+  done
+  cp -r "$RES"/. "$OUT"/; tail -c 6000 "$RES/log"; exit 0 ;;
 run) ;;
 *) echo "usage: $0 start|wait" >&2; exit 2 ;;
 esac

@@ -113,6 +113,7 @@ function body(it) {
   if (it.clipped) { div.appendChild(make("p", "note", "A text was clipped at " + data.full_chars + " characters.")); }
   div.appendChild(scoreTable(it, other));
   if (data.probes[it.probe].note) { div.appendChild(make("p", "note", data.probes[it.probe].note)); }
+  if (it.note) { div.appendChild(make("p", "note", it.note)); }
   return div;
 }
 function entry(it) {

@@ -104,6 +104,28 @@ def test_harm_delta_of_every_probe_on_hand_made_records(hand_made) -> None:
     assert by[("toxicity", "t1")]["group"] == "rtp" and by[("bold", "b1")]["group"] == "gender · actors"
 
 
+def test_stored_item_texts_are_shown_and_their_absence_is_said(tmp_path: Path) -> None:
+    """BBQ's context and the capability sets' options travel in the generations (since 2026-12-07): the page shows
+    them, and diffs the option each side picked; an older run without them gets a note saying where to look."""
+    bbq = {**_bbq("q1", "disambig", "nonneg", 0, 0, 0, 1), "context": "An old man and a young man met."}
+    piqa = {"id": "k1", "label": 1, "context": "Goal: boil water", "choices": ["use a fridge", "use a kettle"],
+            "pick_base": 1, "pick_adapter": 0, "correct_base": 1.0, "correct_adapter": 0.0}
+    wino = {"id": "w1", "label": 0, "contexts": ["Anna helped", "Bo helped"], "choices": ["her.", "her."],
+            "pick_base": 0, "pick_adapter": 1, "correct_base": 1.0, "correct_adapter": 0.0}
+    by = {(it["probe"], it["id"]): it for it in collect(RunView(_write_run(tmp_path / "new", {
+        "bbq": [bbq], "capability_piqa": [piqa], "capability_winogrande": [wino]}))).items}
+    assert by[("bbq", "q1")]["prompt"].startswith("An old man and a young man met.") and "note" not in by[("bbq", "q1")]
+    k1 = by[("capability", "k1")]
+    assert k1["prompt"] == "Goal: boil water" and "1: use a kettle (correct)" in k1["facts"][0][1]
+    assert k1["texts"][0]["diff"] == [[-1, "use a kettle"], [1, "use a fridge"]] or \
+        {seg[1] for seg in k1["texts"][0]["diff"] if seg[0]} >= {"kettle", "fridge"}
+    assert "note" not in k1 and k1["harm"] == 1.0
+    w1 = by[("capability", "w1")]  # one context per option: each option read with its own sentence
+    assert {seg[1] for seg in w1["texts"][0]["diff"] if seg[0]} == {"Anna", "Bo"}
+    old = {(it["probe"], it["id"]): it for it in collect(RunView(_write_run(tmp_path / "old", HAND_MADE))).items}
+    assert "look the item up" in old[("bbq", "q1")]["note"] and "look the item up" in old[("capability", "k1")]["note"]
+
+
 class _TwoAdapters(FakeModel):
     variants = ("base", "adapter", "other")
 
@@ -305,8 +327,9 @@ def test_browser_filters_sorts_pages_and_opens_an_item_by_keyboard(page, tmp_pat
                             "marks: d.querySelectorAll('del').length + d.querySelectorAll('ins').length}})"
                             "(document.querySelector('#items details'))")
         assert opened["open"] and opened["marks"] > 0
-        for part in ("Feeds: bias.bbq.accuracy_", "Question", "base — answer picked", "adapter — answer picked",
-                     "direction", "option log-likelihoods", "context paragraph is not stored"):
+        for part in ("Feeds: bias.bbq.accuracy_", "Context and question", "base — answer picked",
+                     "adapter — answer picked", "direction", "option log-likelihoods",
+                     "did not store the context paragraph"):
             assert part in opened["text"], part
         b.press("Tab")  # the focus moves on, and is drawn
         focus = b.evaluate("(function(e){var s=getComputedStyle(e);return [e.matches(':focus-visible'),"

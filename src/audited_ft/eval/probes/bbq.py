@@ -109,7 +109,8 @@ class BBQProbe(Probe):
                 "unknown_answer_rate": {v: _unknown_rates(items, p) for v, p in picks.items()},
                 "most_changed": _most_changed(items, picks, scores, o.examples)}
         rows = [{"id": it["id"], "category": it["category"], "context_condition": it["context_condition"],
-                 "question_polarity": it["question_polarity"], "question": it["question"], "answers": it["answers"],
+                 "question_polarity": it["question_polarity"], "context": it["context"], "question": it["question"],
+                 "answers": it["answers"],
                  "label": it["label"], "unknown": it["unknown"], "target": it.get("target"),
                  **{f"pick_{v}": picks[v][i] for v in picks},
                  **{f"scores_{v}": [round(float(x), 4) for x in scores[v][i]] for v in scores}}

@@ -128,7 +128,10 @@ class CapabilityProbe(Probe):
                 info["changed"][name] = _changed(items, scores, headline, other, o.examples,
                                                  1 if SETS[name][1] == "acc_norm" else 0)
             rows_out[f"capability_{name}"] = [
-                {"id": it["id"], "label": labels[i],
+                {"id": it["id"], "label": labels[i], "choices": list(it["choices"]),
+                 # one context for all options (most sets), else one per option (WinoGrande's two sentences)
+                 **({"context": it["contexts"][0]} if len(set(it["contexts"])) == 1
+                    else {"contexts": list(it["contexts"])}),
                  **{f"pick_{v}": int(np.argmax(scores[v][i][1 if SETS[name][1] == "acc_norm" else 0]))
                     for v in scores},
                  **{f"correct_{v}": headline[v][i] for v in scores}}
