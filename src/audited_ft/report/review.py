@@ -25,10 +25,8 @@ import random
 from pathlib import Path
 from typing import Any, Sequence
 
-from markupsafe import Markup
-
 from audited_ft.errors import DataError, RunFolderError
-from audited_ft.report.format import CLIP_CHARS, FULL_CHARS, clip, fmt_num, inline_script, neutralise, template_dir
+from audited_ft.report.format import environment, inline_script, neutralise
 from audited_ft.run.folder import RunFolder, atomic_write_text, sha256_file, utcnow, write_json
 from audited_ft.run.view import RunView
 
@@ -123,23 +121,7 @@ def _sheet_csv(items: list[dict], sheet_id: str) -> str:
 
 
 def _sheet_html(run_id: str, items: list[dict], sheet_id: str) -> str:
-    import jinja2
-
-    def finalize(value: Any) -> Any:  # as the report does: control characters shown, not acted upon
-        if isinstance(value, Markup):
-            return value
-        if value is None or isinstance(value, (bool, float)):
-            return fmt_num(value)
-        return neutralise(value) if isinstance(value, str) else value
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())), autoescape=True,
-                             undefined=jinja2.StrictUndefined, finalize=finalize, trim_blocks=True,
-                             lstrip_blocks=True)
-    # The shared macros compile against the report's filter names; the sheet uses only `text`.
-    env.filters.update(clip=clip, full=lambda v: clip(v, FULL_CHARS), num=fmt_num,
-                       cell=lambda v: fmt_num(v) if v is None or isinstance(v, (int, float)) else clip(v, 200))
-    env.tests["long"] = lambda v, limit=CLIP_CHARS: v is not None and len(neutralise(v)) > limit
-    env.globals["full_chars"] = FULL_CHARS
+    env = environment()  # the report's: autoescape, control characters shown, the shared macros' filters
     script, script_hash = inline_script(SCRIPT)
     return env.get_template("review.html.j2").render(
         run_id=run_id, items=items, sheet_id=sheet_id, script=script, script_hash=script_hash)
