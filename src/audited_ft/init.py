@@ -98,26 +98,24 @@ def detect(cols: dict[str, Column], rows: int, input_field: str | None = None, t
         if given is not None and given not in cols:
             raise DataError(f"{what} {given!r}: no such field in the data (fields: {', '.join(cols) or 'none'})")
     reasons: dict[str, str] = {}
+
+    def given_or_named(role: str, given: str | None, candidates: list[str], names: tuple[str, ...],
+                       why: str) -> str | None:
+        if given is not None:
+            reasons[role] = "given"
+            return given
+        found = _by_name(candidates, names)
+        if found:
+            reasons[role] = why
+        return found
+
     ids = [c.name for c in cols.values() if c.unique and c.mean_chars <= 64]
-    if id_field is None:
-        id_field = _by_name(ids, ID_NAMES)
-        if id_field:
-            reasons["id"] = "named like an id, and unique in the rows read"
-    else:
-        reasons["id"] = "given"
+    id_field = given_or_named("id", id_field, ids, ID_NAMES, "named like an id, and unique in the rows read")
     text = [c.name for c in cols.values() if c.text_like(rows) and c.name != id_field]
-    if target_field is None:
-        target_field = _by_name([t for t in text if t != input_field], TARGET_NAMES)
-        if target_field:
-            reasons["target"] = "named like a target"
-    else:
-        reasons["target"] = "given"
-    if input_field is None:
-        input_field = _by_name([t for t in text if t != target_field], INPUT_NAMES)
-        if input_field:
-            reasons["input"] = "named like an input"
-    else:
-        reasons["input"] = "given"
+    target_field = given_or_named("target", target_field, [t for t in text if t != input_field], TARGET_NAMES,
+                                  "named like a target")
+    input_field = given_or_named("input", input_field, [t for t in text if t != target_field], INPUT_NAMES,
+                                 "named like an input")
     # free text, not a category: at least 8 characters on average and mostly distinct values
     free = [t for t in text if cols[t].mean_chars >= 8 and cols[t].distinct >= 0.5 * max(1, cols[t].present)]
     rest = sorted((t for t in free if t not in (input_field, target_field)), key=lambda n: -cols[n].mean_chars)
