@@ -16,7 +16,6 @@ import logging
 import pickle
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,10 +29,10 @@ from audited_ft.errors import ConfigError, ModelError
 from audited_ft.report.format import FULL_CHARS, neutralise, template_dir
 from audited_ft.report.stage import render_report
 from audited_ft.textsafe import TerminalSafeFilter, for_terminal
+from tests.report import chromium
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "fixtures" / "sample_run"
-CHROMIUM = Path("/usr/bin/chromium")
 runner = CliRunner()
 
 SCRIPT = "<script>document.body.setAttribute('data-pwned','script')</script>"
@@ -285,13 +284,6 @@ def test_evidence_page_keeps_data_out_of_its_script_and_markup(hostile: dict) ->
     assert _longest_run(page) <= FULL_CHARS  # the 200,000-character answer, clipped
 
 
-def _chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={cwd / 'profile'}"]
-    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
-
-
 def _measured_copy(page: Path, out: Path) -> Path:
     """The page without its Content-Security-Policy (so an injected script or handler would run), every <details>
     open, and a probe that writes the document's width onto <body>."""
@@ -304,16 +296,16 @@ def _measured_copy(page: Path, out: Path) -> Path:
 
 @pytest.mark.browser
 def test_browser_runs_no_injected_code_and_keeps_the_page_width(hostile: dict, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian chromium at /usr/bin/chromium (apt-get install -y chromium)")
+    if chromium.available():
+        pytest.skip(chromium.available())
     for page in (hostile["report"], hostile["sheet"]):
-        dom = _chromium("--virtual-time-budget=2000", "--dump-dom", page.as_uri(), cwd=tmp_path).stdout
+        dom = chromium.run_once("--virtual-time-budget=2000", "--dump-dom", page.as_uri(), cwd=tmp_path).stdout
         assert "</html>" in dom, f"chromium produced no DOM for {page.name}"
         assert "data-pwned=" not in dom and "<img" not in dom, page.name
         assert "&lt;img src=x onerror=" in dom and "{{ 7*7 }}" in dom  # the payload is there, as text
         # Without the CSP and with every collapsed block open: still no injected code, and no horizontal blow-up.
         copy = _measured_copy(page, tmp_path / f"measured-{page.name}")
-        dom = _chromium("--window-size=1280,1000", "--virtual-time-budget=5000", "--dump-dom", copy.as_uri(),
+        dom = chromium.run_once("--window-size=1280,1000", "--virtual-time-budget=5000", "--dump-dom", copy.as_uri(),
                         cwd=tmp_path).stdout
         body = re.search(r"<body[^>]*>", dom).group(0)
         assert "data-pwned" not in body, (page.name, body[:300])

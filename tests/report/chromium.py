@@ -42,6 +42,13 @@ def available() -> Optional[str]:
     return None if CHROMIUM.exists() else f"needs Debian chromium at {CHROMIUM} (apt-get install -y chromium)"
 
 
+def run_once(*args: str, cwd: Path, log: bool = False) -> subprocess.CompletedProcess:
+    """One headless Chromium invocation without the DevTools pipe (``--dump-dom``, ``--screenshot=``), its own
+    profile under ``cwd``; ``log`` adds the browser's log (console messages among it) to stderr."""
+    flags = [*FLAGS, f"--user-data-dir={cwd / 'profile'}"] + (["--enable-logging=stderr", "--v=0"] if log else [])
+    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
 def _high_fd(fd: int) -> int:
     # A copy numbered 10 or above, so that moving it to 3 or 4 in the child cannot overwrite the other pipe end.
     copy = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)

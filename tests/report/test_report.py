@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,10 @@ from audited_ft.errors import RunFolderError
 from audited_ft.report.stage import SECTIONS, render_report
 from audited_ft.run.folder import sha256_file
 from tests.paths import SAMPLE_RUN
+from tests.report import chromium
 
 HOSTILE = "<script>alert(1)</script> {{ 7*7 }} \x1b[31mred\x1b[0m"
 PWN = "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">"
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _metric(stem: str, base: float, adapter: float, n: int = 4) -> dict:
@@ -271,26 +270,19 @@ def test_evidence_links_carry_hashes(run_dir: Path) -> None:
     assert '<a href="eval/metrics.json">eval/metrics.json</a>' in html and f"sha256:{digest}" in html
 
 
-def _chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={cwd / 'profile'}"]
-    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
-
-
 @pytest.mark.browser
 def test_browser_renders_sections_and_runs_no_injected_code(run_dir: Path, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian chromium at /usr/bin/chromium (apt-get install -y chromium)")
+    if chromium.available():
+        pytest.skip(chromium.available())
     report = render_report(run_dir)
-    dom = _chromium("--virtual-time-budget=2000", "--dump-dom", report.as_uri(), cwd=tmp_path).stdout
+    dom = chromium.run_once("--virtual-time-budget=2000", "--dump-dom", report.as_uri(), cwd=tmp_path).stdout
     assert "</html>" in dom, "chromium produced no DOM"
     assert all(f"{name}</h2>" in dom for name in SECTIONS)
     assert not re.search(r"<body[^>]*data-pwned", dom), "injected handler ran"
     assert "<img" not in dom and "<script>alert" not in dom  # the payload stayed text
     assert dom.count("<svg") == 3
     shot = tmp_path / "report.png"
-    _chromium("--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}", report.as_uri(), cwd=tmp_path)
+    chromium.run_once("--window-size=1280,2400", f"--screenshot={shot}", report.as_uri(), cwd=tmp_path)
     assert shot.is_file() and shot.stat().st_size > 20_000
     if os.environ.get("AFT_REPORT_SCREENSHOT"):  # keep the PNG for a human to look at
         shutil.copy(shot, os.environ["AFT_REPORT_SCREENSHOT"])

@@ -10,7 +10,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,10 @@ from audited_ft.cli import app
 from audited_ft.errors import DataError, RunFolderError
 from audited_ft.report.review import export_review, import_ratings, review_view
 from audited_ft.run.view import RunView
+from tests.report import chromium
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "fixtures" / "sample_run"
-CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = "<script>alert(1)</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">"
 runner = CliRunner()
 
@@ -239,19 +238,12 @@ def test_review_view_and_partial(run_dir: Path, tmp_path: Path) -> None:
     assert "could not be read" in render(review_view(RunView(run_dir)))
 
 
-def _chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--enable-logging=stderr", "--v=0", f"--user-data-dir={cwd / 'profile'}"]
-    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
-
-
 @pytest.mark.browser
 def test_browser_sheet_runs_its_script_and_saves_importable_ratings(run_dir: Path, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian chromium at /usr/bin/chromium (apt-get install -y chromium)")
+    if chromium.available():
+        pytest.skip(chromium.available())
     page = export_review(run_dir, n=4, seed=5)["html"]
-    shown = _chromium("--virtual-time-budget=2000", "--dump-dom", page.as_uri(), cwd=tmp_path)
+    shown = chromium.run_once("--virtual-time-budget=2000", "--dump-dom", page.as_uri(), cwd=tmp_path, log=True)
     assert "0 of 4 items rated" in shown.stdout  # the pinned script ran under the CSP
     assert ":CONSOLE" not in shown.stderr, shown.stderr[-2000:]  # no CSP violation, no script error
 
@@ -265,7 +257,7 @@ def test_browser_sheet_runs_its_script_and_saves_importable_ratings(run_dir: Pat
     text = page.read_text(encoding="utf-8").replace("script-src '", f"script-src '{digest}' '")
     copy = tmp_path / "driven.html"
     copy.write_text(text.replace("</body>", f"<script>{driver}</script></body>"), encoding="utf-8")
-    dom = _chromium("--virtual-time-budget=2000", "--dump-dom", copy.as_uri(), cwd=tmp_path).stdout
+    dom = chromium.run_once("--virtual-time-budget=2000", "--dump-dom", copy.as_uri(), cwd=tmp_path, log=True).stdout
     saved = htmllib.unescape(re.search(r'data-out="([^"]*)"', dom).group(1))
     assert saved.startswith("item_id,rater,choice,sheet") and saved.count("Tess") == 4
     (tmp_path / "saved.csv").write_text(saved, encoding="utf-8")
