@@ -10,7 +10,8 @@
 # The whole run takes longer than one device call's limit, so it runs detached (setsid) and writes under $RES;
 # later calls on the warm machine wait for it (`bash benchmarks/issue23_device.sh wait`) and copy $RES to $OUT.
 # Needs, carried: .dev/p_site.tar.xz (TRL, datasets, bitsandbytes: benchmarks/device_pack.sh) and liger-kernel's wheel.
-#   bash benchmarks/issue23_device.sh start   # unpack, then run detached; returns at once
+#   bash benchmarks/issue23_device.sh start [PART...]  # unpack, then run detached; returns at once. PARTs: train24
+#       eval24 train8 eval8 eval70 (default: all, in that order); one device session's time may hold only some
 #   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
 set -uo pipefail
 RES=/tmp/issue23
@@ -19,7 +20,7 @@ start)
   mkdir -p /tmp/site "$RES"
   tar xJf .dev/p_site.tar.xz -C /tmp/site
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .dev/liger_kernel-*.whl
-  setsid nohup bash "$0" run >"$RES/log" 2>&1 < /dev/null &
+  shift; setsid nohup bash "$0" run "${@:-train24 eval24 train8 eval8 eval70}" >"$RES/log" 2>&1 < /dev/null &
   echo "started"; exit 0 ;;
 wait)
   mkdir -p "${OUT:?}"
@@ -27,7 +28,7 @@ wait)
     cp -r "$RES"/. "$OUT"/; [ -f "$RES/done" ] && break; sleep 10
   done
   cp -r "$RES"/. "$OUT"/; tail -c 6000 "$RES/log"; exit 0 ;;
-run) ;;
+run) shift ;;
 *) echo "usage: $0 start|wait" >&2; exit 2 ;;
 esac
 export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1
@@ -44,9 +45,12 @@ train() {  # budget, then specs
     | tee "$RES/train_${budget}gib/table.txt"
 }
 evalb() { python3 benchmarks/eval_throughput.py --budgets "$1" --prompts 256 --out "$RES/eval_${1}gib.json"; }
-train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512
-evalb 24
-train 8 harness:budget=8 stock:B=6:group stock+liger:B=8:group trl+liger:B=8:L=512
-evalb 8
-evalb 70
+for part in $@; do
+  case $part in
+    train24) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512 ;;
+    train8) train 8 harness:budget=8 stock:B=6:group stock+liger:B=8:group trl+liger:B=8:L=512 ;;
+    eval24|eval8|eval70) evalb "${part#eval}" ;;
+    *) echo "unknown part $part" ;;
+  esac
+done
 touch "$RES/done"
