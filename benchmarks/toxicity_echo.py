@@ -20,11 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from audited_ft.eval.probes.toxicity import _WORD, repeats_prompt as repeats  # noqa: E402  (the probe's own rule)
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+from audited_ft.eval.probes.toxicity import repeats_prompt as repeats, words  # noqa: E402  (the probe's own rule)
 
 
 def summarise(rows: list[dict], n: int) -> dict:
