@@ -23,13 +23,13 @@ import contextlib
 import json
 import logging
 import math
-import resource
 import secrets
 import time
 from pathlib import Path
 
 from audited_ft.config import Config
 from audited_ft.errors import ConfigError
+from audited_ft.train.summary import footprint, loss_fields
 
 log = logging.getLogger(__name__)
 
@@ -274,9 +274,6 @@ def train_private(cfg: Config, trainer, folder: Path, device: str, dtype) -> dic
         log.warning("the %s accountant could not state ε for this schedule: %s", other, err)
         spent_other = None
     final_eval = evals[-1][1] if evals else None
-    best = min(evals, key=lambda e: e[1]) if evals else (None, None)
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     norms_sorted = sorted(norms_all)
     privacy = {
         "mechanism": "DP-SGD: per-example clipping, Gaussian noise, Poisson sampling",
@@ -297,15 +294,9 @@ def train_private(cfg: Config, trainer, folder: Path, device: str, dtype) -> dic
     }
     return {"steps": steps, "epochs": round(steps * q, 3), "seconds": round(seconds, 2), "train_tokens": tokens,
             "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
-            "final_train_loss": losses[-1] if losses else None,
+            **loss_fields(losses, evals, final_eval),
             "mean_train_loss": sum(losses) / len(losses) if losses else None,
-            "final_eval_loss": final_eval, "best_eval_loss": best[1], "best_step": best[0],
-            "peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda_allocated" if device == "cuda" else "process_rss",
-            "device": device, "trainable_params": sum(w.numel() for w in params),
-            "total_params": sum(w.numel() for w in model.parameters()),
-            "quantization": (f"{cfg.quantization.quant_type}" + ("+double_quant" if cfg.quantization.double_quant
-                                                                  else "")) if cfg.quantization.load_in_4bit else "none",
-            "compute_dtype": str(dtype).replace("torch.", ""), "lora": cfg.lora.model_dump(),
+            **footprint(model, sum(w.numel() for w in params), device, dtype, cfg),
             "early_stopping": False, "stopped_early": False, "planned_steps": steps, "restored_best_step": None,
             "privacy": privacy}
 

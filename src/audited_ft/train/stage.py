@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import shutil
 import time
 
@@ -19,6 +18,7 @@ from audited_ft.errors import ConfigError, RunFolderError
 from audited_ft.run.folder import RunFolder, inside, write_json
 from audited_ft.run.view import RunView
 from audited_ft.train.power import PowerSampler
+from audited_ft.train.summary import footprint, loss_fields
 
 log = logging.getLogger(__name__)
 
@@ -573,24 +573,14 @@ def _check_audits_passed(rf: RunFolder) -> None:
 def _summary(trainer, history, out, seconds, final_eval, device, dtype, cfg, after_step: int = 0) -> dict:
     """``after_step``: a resumed run's starting step; its throughput counts only the tokens trained since then
     (``seconds`` is the resumed part's wall time)."""
-    import torch
-
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     losses = [h["loss"] for h in history if "loss" in h]
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
     before = max((h.get("num_tokens", 0) for h in history if h.get("step", 0) <= after_step), default=0)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    best = min(evals, key=lambda e: e[1]) if evals else (None, None)
     return {"steps": trainer.state.global_step, "epochs": round(trainer.state.epoch or 0, 3),
             "seconds": round(seconds, 2), "train_tokens": int(tokens),
             "tokens_per_second": round((tokens - before) / seconds, 1) if seconds else None,
-            "final_train_loss": losses[-1] if losses else None, "mean_train_loss": (sum(losses) / len(losses)) if after_step and losses else out.training_loss,
-            "final_eval_loss": final_eval, "best_eval_loss": best[1], "best_step": best[0],
-            "peak_memory_mb": round(peak, 1), "peak_memory_kind": "cuda_allocated" if device == "cuda" else "process_rss",
-            "device": device, "trainable_params": trainable, "total_params": total,
-            "quantization": (f"{cfg.quantization.quant_type}" + ("+double_quant" if cfg.quantization.double_quant else ""))
-            if cfg.quantization.load_in_4bit else "none",
-            "compute_dtype": str(dtype).replace("torch.", ""), "lora": cfg.lora.model_dump()}
+            **loss_fields(losses, evals, final_eval),
+            "mean_train_loss": (sum(losses) / len(losses)) if after_step and losses else out.training_loss,
+            **footprint(trainer.model, trainable, device, dtype, cfg)}
