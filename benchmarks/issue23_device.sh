@@ -12,7 +12,8 @@
 # Needs, carried: .dev/p_site.tar.xz (TRL, datasets, bitsandbytes: benchmarks/device_pack.sh) and liger-kernel's wheel.
 #   bash benchmarks/issue23_device.sh start [PART...]  # unpack, then run detached; returns at once. PARTs: train24
 #       eval24 train8 eval8 eval70 (default: all, in that order); one device session's time may hold only some
-#       (train24loop: the 24 GiB harness and HF-loop rows without stock TRL's, measured 2x slower on 2026-12-07)
+#       (train24loop: the 24 GiB harness and HF-loop rows without stock TRL's, measured 2x slower on 2026-12-07;
+#       trainN=SPEC,SPEC: those configurations at N GiB)
 #   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
 set -uo pipefail
 RES=/tmp/issue23
@@ -51,6 +52,7 @@ for part in $@; do
     train24) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512 ;;
     train24loop) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group ;;  # without TRL: a short session
     train8) train 8 harness:budget=8 stock:B=6:group stock+liger:B=8:group trl+liger:B=8:L=512 ;;
+    train*=*) b=${part%%=*}; IFS=, read -ra specs <<< "${part#*=}"; train "${b#train}" "${specs[@]}" ;;  # trainN=spec,spec
     eval24|eval8|eval70) evalb "${part#eval}" ;;
     *) echo "unknown part $part" ;;
   esac
