@@ -13,7 +13,7 @@
 #   bash benchmarks/issue23_device.sh start [PART...]  # unpack, then run detached; returns at once. PARTs: train24
 #       eval24 train8 eval8 eval70 (default: all, in that order); one device session's time may hold only some
 #       (train24loop: the 24 GiB harness and HF-loop rows without stock TRL's, measured 2x slower on 2026-12-07;
-#       trainN=SPEC,SPEC: those configurations at N GiB)
+#       trainN=SPEC,SPEC: those configurations at N GiB; profile24: 5 timed steps, for the profiles only)
 #   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
 set -uo pipefail
 RES=/tmp/issue23
@@ -40,7 +40,7 @@ train() {  # budget, then specs
   local budget=$1; shift
   for spec in "$@"; do
     local prof=0; case $spec in harness*|*:group) prof=3 ;; esac
-    python3 benchmarks/train_throughput.py --model /tmp/llama_7b --steps 30 --warmup 3 --profile $prof \
+    python3 benchmarks/train_throughput.py --model /tmp/llama_7b --steps ${STEPS:-30} --warmup 3 --profile $prof \
       --configs "$spec" --out "$RES/train_${budget}gib/$(echo "$spec" | tr ':=+' '___')"
   done
   python3 benchmarks/train_throughput.py --table "$RES"/train_${budget}gib/*/train_throughput.json \
@@ -52,6 +52,7 @@ for part in $@; do
     train24) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512 ;;
     train24loop) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group ;;  # without TRL: a short session
     train8) train 8 harness:budget=8 stock:B=6:group stock+liger:B=8:group trl+liger:B=8:L=512 ;;
+    profile24) STEPS=5 train 24 harness:budget=24 stock:B=40:group ;;  # where the step's time goes, no rates to quote
     train*=*) b=${part%%=*}; IFS=, read -ra specs <<< "${part#*=}"; train "${b#train}" "${specs[@]}" ;;  # trainN=spec,spec
     eval24|eval8|eval70) evalb "${part#eval}" ;;
     *) echo "unknown part $part" ;;
