@@ -15,6 +15,10 @@
 #       (train24loop: the 24 GiB harness and HF-loop rows without stock TRL's, measured 2x slower on 2026-12-07;
 #       trainN=SPEC,SPEC: those configurations at N GiB; profile24: 5 timed steps, for the profiles only)
 #   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
+# Device time each part needs (ESTIMATES from the 2026-12-07 H100 step times: 3.2 s harness, 2.2 s stock:group,
+# 6.6 s trl at 24 GiB; ~40 s to load and quantise the 7B per process, ~60 s to write it once, ~15 s per profile):
+#   profile24 ~230 s, train24loop ~470 s, train24 ~750 s, train8 ~350 s, eval parts not yet timed (guess 100-200 s
+#   each); plus the machine's start. A failed start costs ~90 s of the session's device time.
 set -uo pipefail
 RES=/tmp/issue23
 case "${1:-}" in
