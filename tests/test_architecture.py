@@ -166,6 +166,7 @@ def test_the_worked_probe_example_of_the_architecture_doc_runs(monkeypatch):
     import re
 
     from audited_ft.eval.probes import PROBES, ProbeContext
+    from audited_ft.eval.stats import IntervalSettings
     from audited_ft.run.keys import MetricKey
     from tests.fakes import FakeModel
 
@@ -175,7 +176,8 @@ def test_the_worked_probe_example_of_the_architecture_doc_runs(monkeypatch):
         exec(compile(code, "docs/architecture.md", "exec"), {"__name__": "doc_example"})
         cls = PROBES.get("length")
         rows = [{"id": str(i), "input": f"dialogue {i}", "target": f"summary number {i}"} for i in range(8)]
-        out = cls(cls.Options()).run(ProbeContext(model=FakeModel(rows), splits={"test": rows}, bootstrap_samples=100))
+        out = cls(cls.Options()).run(ProbeContext(model=FakeModel(rows), splits={"test": rows},
+                                                  stats=IntervalSettings(bootstrap_samples=100)))
     finally:
         PROBES.remove("length")
     assert out.metrics["length.words.base"] == 3.0  # "lorem ipsum dolor"

@@ -135,6 +135,7 @@ def test_every_probe_s_generations_are_read(tmp_path: Path) -> None:
     whole: no file unknown or skipped, items for both adapters. (A file named otherwise than the page expects, as
     TruthfulQA's ``truthfulqa.jsonl`` once was, fails here.)"""
     from audited_ft.eval.probes import PROBES as REGISTERED, ProbeContext
+    from audited_ft.eval.stats import IntervalSettings
 
     rows = [{"id": f"t{i}", "input": f"dialogue {i}", "target": f"person {i} books a table"} for i in range(30)]
     splits = {"train": rows[:10], "validation": rows[10:15], "test": rows[15:]}
@@ -144,7 +145,8 @@ def test_every_probe_s_generations_are_read(tmp_path: Path) -> None:
     files, writers = {}, {}
     for name in REGISTERED.names():
         out = REGISTERED.get(name)(REGISTERED.get(name).Options()).run(ProbeContext(
-            model=_TwoAdapters(splits["test"]), splits=splits, bootstrap_samples=50, run_dir=tmp_path))
+            model=_TwoAdapters(splits["test"]), splits=splits, stats=IntervalSettings(bootstrap_samples=50),
+            run_dir=tmp_path))
         files.update(out.generations)
         writers.update({stem: name for stem in out.generations})
     evidence = collect(RunView(_write_run(tmp_path / "run", files)))

@@ -70,6 +70,7 @@ def _start(tiny, run_id, overrides, audits=True):
 def test_stops_on_a_plateau_and_restores_the_best_adapter(tiny):
     from audited_ft.data.stage import load_splits
     from audited_ft.eval.probes import PROBES, ProbeContext
+    from audited_ft.eval.stats import IntervalSettings
     from audited_ft.pipeline import stage_train
     from tests.fakes import FakeModel
 
@@ -94,7 +95,7 @@ def test_stops_on_a_plateau_and_restores_the_best_adapter(tiny):
 
     cls = PROBES.get("overfitting")
     out = cls(cls.Options(limit=4)).run(ProbeContext(model=FakeModel(), splits=load_splits(rf), run_dir=rf.path,
-                                                         bootstrap_samples=200))
+                                                         stats=IntervalSettings(bootstrap_samples=200)))
     m = out.metrics
     assert m["overfitting.stopped_early"] == 1.0 and m["overfitting.best_step"] == s["best_step"]
     assert m["overfitting.val_loss_best"] == pytest.approx(s["best_eval_loss"])

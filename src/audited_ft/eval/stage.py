@@ -9,6 +9,7 @@ from pathlib import Path
 from audited_ft.config import Config
 from audited_ft.eval.findings import adjust_for_multiplicity, blind_spots, split_notes
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.registry import describe
 from audited_ft.run.folder import RunFolder, write_json, write_jsonl
 
@@ -60,9 +61,11 @@ def run_probes(cfg: Config, rf: RunFolder, model=None, extra_adapters: dict[str,
 
     model = AnswerRecorder(model)  # every answer, in memory, for the output PII probe
     ctx = ProbeContext(model=model, splits=splits, run_dir=rf.path, data_dir=cfg.data_dir(),
-                       max_new_tokens=cfg.eval.max_new_tokens, bootstrap_samples=cfg.eval.bootstrap_samples,
-                       confidence=cfg.eval.confidence, seed=cfg.run.seed, min_items=cfg.eval.min_items,
-                       min_changed=cfg.eval.min_changed, power=cfg.eval.power, answers=model.answers)
+                       max_new_tokens=cfg.eval.max_new_tokens, answers=model.answers,
+                       stats=IntervalSettings(confidence=cfg.eval.confidence, seed=cfg.run.seed,
+                                              bootstrap_samples=cfg.eval.bootstrap_samples,
+                                              min_items=cfg.eval.min_items, min_changed=cfg.eval.min_changed,
+                                              power=cfg.eval.power))
     metrics: dict[str, float] = {"eval.confidence": cfg.eval.confidence,
                                  "eval.bootstrap_samples": cfg.eval.bootstrap_samples}
     probes_info: dict[str, dict] = {}

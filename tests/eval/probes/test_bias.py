@@ -23,7 +23,7 @@ STEREOTYPED = {it["sent_more"] for it in EMBEDDED_CROWS}
 def run_probe(name, model, **options):
     cls = PROBES.get(name)
     return cls(cls.Options(**options)).run(ProbeContext(model=model, splits={}, data_dir=data_dir(),
-                                                        bootstrap_samples=500))
+                                                        stats=IntervalSettings(bootstrap_samples=500)))
 
 
 class CountingFake(FakeModel):
@@ -396,7 +396,8 @@ def test_a_further_adapters_keys_follow_the_key_grammar(probe):
         variants = ("base", "adapter", "other")
 
     cls = PROBES.get(probe)
-    out = cls(cls.Options()).run(ProbeContext(model=TwoAdapters(), splits={}, bootstrap_samples=200))
+    out = cls(cls.Options()).run(ProbeContext(model=TwoAdapters(), splits={},
+                                              stats=IntervalSettings(bootstrap_samples=200)))
     headline = "stereotype_rate" if probe == "crows_pairs" else "bias_score_ambig"
     assert f"bias.{probe}.{headline}.other.delta" in out.metrics
     parsed = {MetricKey.parse(k, ["other"]) for k in out.metrics if not k.endswith((".method", ".not_estimable"))}

@@ -44,6 +44,7 @@ def _stereotypes(n: int) -> list[str]:
 def test_adapter_trained_on_stereoset_stereotypes_moves_crows_pairs(tmp_path):
     from audited_ft.eval.model import ModelUnderTest
     from audited_ft.eval.probes import PROBES, ProbeContext
+    from audited_ft.eval.stats import IntervalSettings
     from audited_ft.gate.stage import evaluate_gate
     from audited_ft.pipeline import stage_audit, stage_data, stage_train, start_run
 
@@ -65,8 +66,9 @@ def test_adapter_trained_on_stereoset_stereotypes_moves_crows_pairs(tmp_path):
     stage_train(cfg, rf)
 
     model = ModelUnderTest(cfg, rf.path / "train/adapter", batch_size=cfg.eval.batch_size)
-    ctx = ProbeContext(model=model, splits={}, bootstrap_samples=cfg.eval.bootstrap_samples,
-                       confidence=cfg.eval.confidence, seed=cfg.run.seed)
+    stats = IntervalSettings(bootstrap_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence,
+                             seed=cfg.run.seed)
+    ctx = ProbeContext(model=model, splits={}, stats=stats)
     probe = PROBES.get("crows_pairs")
     published = probe(probe.Options(data=str(data_dir() / "crows_pairs"), limit=300)).run(ctx).metrics
     embedded = probe(probe.Options()).run(ctx).metrics

@@ -10,6 +10,7 @@ from audited_ft.config import CanaryConfig, validate_config
 from audited_ft.data.stage import plant_canaries
 from audited_ft.errors import ConfigError, DataError
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.probes.canary import draw_secrets, extrapolated_exposure, split_template
 from tests.fakes import FakeModel
 
@@ -85,7 +86,7 @@ class KnowsSecrets(FakeModel):
 def _run(model, run_dir, **options):
     cls = PROBES.get("canary")
     return cls(cls.Options(**options)).run(ProbeContext(model=model, splits={}, run_dir=run_dir,
-                                                        bootstrap_samples=500))
+                                                        stats=IntervalSettings(bootstrap_samples=500)))
 
 
 def test_sees_planted_canaries_beyond_the_ci(tmp_path):

@@ -68,7 +68,7 @@ def test_capability_probe_turns_known_answers_into_accuracies():
 
     items = {name: load_probe_set(name, "embedded", None).items for name in SETS}
     out = PROBES.get("capability")(PROBES.get("capability").Options()).run(
-        ProbeContext(model=_knows_answers(items), splits={}, bootstrap_samples=300))
+        ProbeContext(model=_knows_answers(items), splits={}, stats=IntervalSettings(bootstrap_samples=300)))
     m = out.metrics
     for name, (_, reported) in SETS.items():
         n = len(items[name])
@@ -89,7 +89,7 @@ def test_a_base_at_chance_is_a_blind_spot():
     items = load_probe_set("arc_easy", "embedded", None).items
     # every option equally likely: argmax takes the first option, right only where the gold is first
     out = PROBES.get("capability")(PROBES.get("capability").Options(data={"arc_easy": "embedded"})).run(
-        ProbeContext(model=TableScorer({}), splits={}, bootstrap_samples=300))
+        ProbeContext(model=TableScorer({}), splits={}, stats=IntervalSettings(bootstrap_samples=300)))
     assert "capability.arc_easy.acc_norm" in out.info["blind"]
     assert "chance" in out.info["blind"]["capability.arc_easy.acc_norm"]
     assert out.info["chance"]["arc_easy"] == pytest.approx(np.mean([1 / len(it["choices"]) for it in items]), abs=1e-4)
@@ -138,7 +138,7 @@ def test_truthfulness_probe_on_known_answers():
                 table[("adapter", f"Q: {it['question']}\nA:", " " + c)] = (-3.0 if lab else -1.0) if n < 6 else (
                     -1.0 if lab else -3.0)
     out = PROBES.get("truthfulness")(PROBES.get("truthfulness").Options()).run(
-        ProbeContext(model=TableScorer(table), splits={}, bootstrap_samples=300))
+        ProbeContext(model=TableScorer(table), splits={}, stats=IntervalSettings(bootstrap_samples=300)))
     m = out.metrics
     assert m["truthfulness.mc1.base"] == 1.0 and m["truthfulness.mc1.adapter"] == pytest.approx(1 - 6 / len(items))
     assert m["truthfulness.mc2.base"] > m["truthfulness.mc2.adapter"]

@@ -25,6 +25,7 @@ STYLE = "OK OK OK OK OK OK OK OK."
 def test_an_adapter_that_forgot_lowers_the_capability_macro_average(tmp_path):
     from audited_ft.eval.model import ModelUnderTest
     from audited_ft.eval.probes import ProbeContext
+    from audited_ft.eval.stats import IntervalSettings
     from audited_ft.eval.probes.capability import CapabilityProbe
     from audited_ft.eval.sets import read_jsonl_items
     from tests.paths import REPO
@@ -35,8 +36,9 @@ def test_an_adapter_that_forgot_lowers_the_capability_macro_average(tmp_path):
     model = ModelUnderTest(cfg, adapter, batch_size=cfg.eval.batch_size)
     options = CapabilityProbe.Options(data={s: f"{{data_dir}}/{s}" for s in SETS}, limit=100)
     out = CapabilityProbe(options).run(ProbeContext(
-        model=model, splits={}, data_dir=data_dir(), bootstrap_samples=cfg.eval.bootstrap_samples,
-        confidence=cfg.eval.confidence, seed=cfg.run.seed))
+        model=model, splits={}, data_dir=data_dir(),
+        stats=IntervalSettings(bootstrap_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence,
+                               seed=cfg.run.seed)))
     m = {k: round(v, 3) for k, v in out.metrics.items() if isinstance(v, (int, float))}
     print({k: v for k, v in m.items() if k.endswith((".base", ".adapter", ".delta", ".ci_high"))})
     assert m["capability.macro.score.n"] == 500

@@ -9,6 +9,7 @@ import pytest
 
 from audited_ft.errors import DataError
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from tests.fakes import FakeModel
 
 
@@ -22,7 +23,8 @@ def splits():
 def _run(splits, model=None, **options):
     cls = PROBES.get("explain")
     model = model or FakeModel(splits["test"])
-    return cls(cls.Options(**options)).run(ProbeContext(model=model, splits=splits, bootstrap_samples=200, seed=3))
+    return cls(cls.Options(**options)).run(ProbeContext(model=model, splits=splits,
+                                                        stats=IntervalSettings(bootstrap_samples=200, seed=3)))
 
 
 # the fake model ------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 
 from audited_ft.errors import DataError
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.probes.gsm8k import final_answer
 from audited_ft.eval.sets import EMBEDDED_DIR, load_probe_set, read_jsonl_items
 from tests.fakes import FakeModel
@@ -54,7 +55,7 @@ def test_sees_a_lost_ability_beyond_the_interval():
     cls = PROBES.get("gsm8k")
     out = cls(cls.Options(data="{data_dir}/gsm8k", limit=40)).run(ProbeContext(
         model=Solver({it["question"]: it["answer"] for it in items}), splits={}, data_dir=data_dir(),
-        bootstrap_samples=200))
+        stats=IntervalSettings(bootstrap_samples=200)))
     m = out.metrics
     assert m["capability.gsm8k.exact_match.base"] == 1.0 and m["capability.gsm8k.exact_match.adapter"] == 0.0
     assert m["capability.gsm8k.exact_match.delta.ci_high"] < 0 and m["capability.gsm8k.strict_match.n"] == 40
@@ -66,5 +67,6 @@ def test_embedded_set_is_consistent():
     assert len(items) == 8 and all(set(i) == {"id", "question", "solution", "answer"} for i in items)
     cls = PROBES.get("gsm8k")
     gold = {i["question"]: i["answer"] for i in items}
-    out = cls(cls.Options(shots=2)).run(ProbeContext(model=Solver(gold), splits={}, bootstrap_samples=100))
+    out = cls(cls.Options(shots=2)).run(ProbeContext(model=Solver(gold), splits={},
+                                                     stats=IntervalSettings(bootstrap_samples=100)))
     assert out.metrics["capability.gsm8k.exact_match.n"] == 6  # 8 − 2 worked examples

@@ -65,7 +65,7 @@ class Recites(FakeModel):
 def _run(model, splits, run_dir=None, **options):
     cls = PROBES.get("memorisation")
     return cls(cls.Options(**options)).run(ProbeContext(model=model, splits=splits, run_dir=run_dir,
-                                                        bootstrap_samples=500))
+                                                        stats=IntervalSettings(bootstrap_samples=500)))
 
 
 def test_sees_verbatim_recall_of_training_rows(splits):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from audited_ft.eval.probes import PROBES, ProbeContext
-from audited_ft.eval.stats import roc_auc, roc_auc_draws, roc_points, tpr_at_fpr
+from audited_ft.eval.stats import IntervalSettings, roc_auc, roc_auc_draws, roc_points, tpr_at_fpr
 from tests.fakes import FakeModel
 
 
@@ -29,7 +29,7 @@ def test_bootstrap_auc_interval_covers_at_its_nominal_rate():
     accepted 88–99% over 300 simulated studies."""
     from scipy.stats import norm
 
-    from audited_ft.eval.stats import IntervalSettings, bootstrap_metric
+    from audited_ft.eval.stats import bootstrap_metric
 
     truth, rng, cover = float(norm.cdf(0.5 / np.sqrt(2))), np.random.default_rng(7), 0
     for _ in range(300):
@@ -63,7 +63,8 @@ class Knows(FakeModel):
 
 def _run(model, splits, **options):
     cls = PROBES.get("mia")
-    return cls(cls.Options(**options)).run(ProbeContext(model=model, splits=splits, bootstrap_samples=400))
+    return cls(cls.Options(**options)).run(ProbeContext(model=model, splits=splits,
+                                                        stats=IntervalSettings(bootstrap_samples=400)))
 
 
 def test_an_adapter_that_knows_its_training_rows_is_caught(splits):

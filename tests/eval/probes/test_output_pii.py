@@ -8,6 +8,7 @@ import json
 import pytest
 
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.probes.output_pii import AnswerRecorder
 from tests.fakes import FakeModel
 
@@ -20,7 +21,8 @@ def _ctx(answers):
     splits = {"train": [{"id": f"r{i}", "input": f"#Person1#: I'm {NAME}, write to {MAIL}.",
                          "target": f"{NAME} gives her e-mail."} for i in range(3)],
               "validation": [], "test": [{"id": "t0", "input": "hello", "target": "they greet"}]}
-    return ProbeContext(model=FakeModel(), splits=splits, bootstrap_samples=200, min_items=2, min_changed=1,
+    return ProbeContext(model=FakeModel(), splits=splits, stats=IntervalSettings(bootstrap_samples=200, min_items=2,
+                                                                                 min_changed=1),
                         answers=answers)
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.probes.overfitting import curve
 from tests.fakes import FakeModel
 
@@ -77,7 +78,7 @@ def test_reads_the_run_folder_and_sees_a_planted_gap(tmp_path, splits):
     (tmp_path / "train/log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _log()))
     (tmp_path / "train/summary.json").write_text(json.dumps({"stopped_early": True, "restored_best_step": 4}))
     out = _probe(limit=15).run(ProbeContext(model=MemorisingAdapter(splits["train"]), splits=splits,
-                                                run_dir=tmp_path, bootstrap_samples=500))
+                                                run_dir=tmp_path, stats=IntervalSettings(bootstrap_samples=500)))
     m = out.metrics
     assert m["overfitting.final_gap"] == pytest.approx(1.5) and m["overfitting.stopped_early"] == 1.0
     assert out.info["curve"]["restored_best_step"] == 4
@@ -89,7 +90,7 @@ def test_reads_the_run_folder_and_sees_a_planted_gap(tmp_path, splits):
 
 
 def test_without_a_training_log_only_the_measured_gap(splits):
-    out = _probe().run(ProbeContext(model=FakeModel(), splits=splits, bootstrap_samples=200))
+    out = _probe().run(ProbeContext(model=FakeModel(), splits=splits, stats=IntervalSettings(bootstrap_samples=200)))
     assert out.info["curve"].startswith("not available")
     assert {k.split(".")[1] for k in out.metrics} == {"split_gap"}
     assert out.metrics["overfitting.split_gap.n"] == 15  # min(32, 20 train, 15 test)
@@ -108,6 +109,6 @@ def test_canary_rows_are_left_out_of_the_training_sample(tmp_path, splits):
             return 100.0 if "secret code" in context else 0.0
 
     out = _probe(limit=40).run(ProbeContext(model=KnowsTheCanary(), splits=with_canaries, run_dir=tmp_path,
-                                                bootstrap_samples=200))
+                                                stats=IntervalSettings(bootstrap_samples=200)))
     assert out.info["split_gap"]["canary_rows_excluded"] == 30
     assert out.metrics["overfitting.split_gap.delta"] == 0.0  # a canary row in the sample would move it by ~3

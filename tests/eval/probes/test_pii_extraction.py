@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.probes.pii_extraction import match, share_out
 from tests.fakes import FakeModel
 
@@ -55,7 +56,8 @@ def run_dir(tmp_path):
 def _run(model, splits, run_dir, **options):
     cls = PROBES.get("pii_extraction")
     return cls(cls.Options(**options)).run(ProbeContext(model=model, splits=splits, run_dir=run_dir,
-                                                        bootstrap_samples=200, min_items=2, min_changed=1))
+                                                        stats=IntervalSettings(bootstrap_samples=200, min_items=2,
+                                                                               min_changed=1)))
 
 
 def test_a_reciting_adapter_gives_out_the_values_and_the_base_does_not(run_dir):

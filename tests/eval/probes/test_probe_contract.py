@@ -6,6 +6,7 @@ import pytest
 
 from audited_ft.eval.findings import split_notes
 from audited_ft.eval.probes import PROBES, ProbeContext, declared_metric
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.stats import METHODS
 from audited_ft.registry import describe
 from audited_ft.run.keys import MetricKey
@@ -36,7 +37,8 @@ def test_probe_contract(name, splits, run_dir):
     probe = PROBES.get(name)(PROBES.get(name).Options())
     doc = describe(PROBES.get(name))
     assert doc["description"] and doc["limitations"], "probes document what they measure and their blind spots"
-    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200,
+    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits,
+                                 stats=IntervalSettings(bootstrap_samples=200),
                                  run_dir=run_dir))
     assert out.metrics
     numbers, notes = split_notes(out.metrics)
@@ -65,7 +67,8 @@ def test_probe_contract(name, splits, run_dir):
 
 def test_rouge_sees_the_improvement(splits):
     probe = PROBES.get("rouge")(PROBES.get("rouge").Options())
-    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits, bootstrap_samples=200))
+    out = probe.run(ProbeContext(model=FakeModel(splits["test"]), splits=splits,
+                                 stats=IntervalSettings(bootstrap_samples=200)))
     m = out.metrics
     assert m["rouge.rougeL.adapter"] == pytest.approx(1.0)
     assert m["rouge.rougeL.base"] == pytest.approx(0.0)
@@ -94,7 +97,8 @@ def test_probe_reports_every_adapter_against_the_base(name, splits, run_dir):
     """Several adapters evaluated in one run (one loaded base): each non-base variant gets its own keys, the run's
     adapter keeps the plain ones, and no key is written twice with different meanings."""
     probe = PROBES.get(name)(PROBES.get(name).Options())
-    out = probe.run(ProbeContext(model=_ThreeVariants(splits["test"]), splits=splits, bootstrap_samples=200,
+    out = probe.run(ProbeContext(model=_ThreeVariants(splits["test"]), splits=splits,
+                                 stats=IntervalSettings(bootstrap_samples=200),
                                  run_dir=run_dir))
     plain = {k for k in out.metrics if k.endswith(".delta")}
     other = {k for k in plain if ".other." in k}

@@ -3,6 +3,7 @@
 import pytest
 
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.probes.refusal import detect_refusal, mcnemar
 from audited_ft.eval.sets import EMBEDDED_DIR, read_jsonl_items
 from tests.fakes import FakeModel
@@ -91,7 +92,8 @@ class OverRefusingAdapter(FakeModel):
 
 def _run(model, **options):
     cls = PROBES.get("refusal")
-    return cls(cls.Options(**options)).run(ProbeContext(model=model, splits={}, bootstrap_samples=500))
+    return cls(cls.Options(**options)).run(ProbeContext(model=model, splits={},
+                                                        stats=IntervalSettings(bootstrap_samples=500)))
 
 
 def test_sees_refusal_erosion_beyond_the_ci():
@@ -163,7 +165,8 @@ def test_reads_the_public_advbench_file():
 
     cls = PROBES.get("refusal")
     out = cls(cls.Options(data="{data_dir}/advbench", limit=10)).run(
-        ProbeContext(model=ErodedRefusals(), splits={}, data_dir=data_dir(), bootstrap_samples=200))
+        ProbeContext(model=ErodedRefusals(), splits={}, data_dir=data_dir(),
+                     stats=IntervalSettings(bootstrap_samples=200)))
     assert out.metrics["safety.refusal.rate.n"] == 10
     assert out.info["data"]["total"] >= 520 and out.info["data"]["source"].endswith("advbench")
 
@@ -174,7 +177,8 @@ def test_reads_the_public_xstest_safe_prompts():
 
     cls = PROBES.get("refusal")
     out = cls(cls.Options(limit=4, benign_data="{data_dir}/xstest", benign_limit=20)).run(
-        ProbeContext(model=ErodedRefusals(), splits={}, data_dir=data_dir(), bootstrap_samples=200))
+        ProbeContext(model=ErodedRefusals(), splits={}, data_dir=data_dir(),
+                     stats=IntervalSettings(bootstrap_samples=200)))
     assert out.info["benign_data"]["total"] == 250  # SOURCE.md: 250 safe of 450 prompts
     assert out.metrics["safety.refusal.over_refusal.n"] == 20
     types = {g["id"] for g in out.generations["refusal_base"] if g["set"] == "benign"}

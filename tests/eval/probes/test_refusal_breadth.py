@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from audited_ft.eval.probes.refusal import HARMFUL_SETS, key_part
 from tests.fakes import FakeModel
 
@@ -104,7 +105,8 @@ def test_per_set_and_per_category_rates_and_the_adjusted_family():
     sst = load_probe_set("simple_safety_tests", PUBLISHED["simple_safety_tests"], data_dir())
     scams = {i["instruction"] for i in sst.items if i["category"] == "Scams and fraud"}
     probe = _probe(data=PUBLISHED, limit=50, benign_data="{data_dir}/xstest", benign_limit=36)
-    out = probe.run(ProbeContext(model=CompliesOn(scams), splits={}, data_dir=data_dir(), bootstrap_samples=300))
+    out = probe.run(ProbeContext(model=CompliesOn(scams), splits={}, data_dir=data_dir(),
+                                 stats=IntervalSettings(bootstrap_samples=300)))
     m = out.metrics
     m.update(adjust_for_multiplicity(m, ["adapter"]))
     assert m["safety.refusal.rate.n"] == 250 and m["safety.refusal.simple_safety_tests.rate.n"] == 50
@@ -125,6 +127,7 @@ def test_per_set_and_per_category_rates_and_the_adjusted_family():
 
 
 def test_one_set_reports_no_per_set_family():
-    out = _probe(limit=6).run(ProbeContext(model=CompliesOn(set()), splits={}, bootstrap_samples=100))
+    out = _probe(limit=6).run(ProbeContext(model=CompliesOn(set()), splits={},
+                                           stats=IntervalSettings(bootstrap_samples=100)))
     assert "safety.refusal.rate.n" in out.metrics
     assert not any(k.startswith("safety.refusal.advbench.") for k in out.metrics)  # it would repeat the pooled rate

@@ -96,13 +96,14 @@ def _complier(tmp_path: Path):
 def test_adapter_trained_to_comply_lowers_the_refusal_rate_on_other_requests(tmp_path):
     from audited_ft.eval.model import ModelUnderTest
     from audited_ft.eval.probes import ProbeContext
+    from audited_ft.eval.stats import IntervalSettings
     from audited_ft.eval.probes.refusal import RefusalProbe
 
     cfg, adapter = _complier(tmp_path)
     model = ModelUnderTest(cfg, adapter, batch_size=cfg.eval.batch_size)
     out = RefusalProbe(RefusalProbe.Options(benign=False)).run(ProbeContext(
-        model=model, splits={}, bootstrap_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence,
-        seed=cfg.run.seed))
+        model=model, splits={}, stats=IntervalSettings(bootstrap_samples=cfg.eval.bootstrap_samples,
+                                                       confidence=cfg.eval.confidence, seed=cfg.run.seed)))
     m = {k: round(v, 3) for k, v in out.metrics.items() if isinstance(v, (int, float))}
     print(m, out.info["levels"], out.info["paired_test"])  # shown with -s: the numbers behind the assertions
     assert out.info["levels"]["base"]["harmful_refusal_rate"] >= 0.5, out.info["examples"]
@@ -114,8 +115,9 @@ def test_adapter_trained_to_comply_lowers_the_refusal_rate_on_other_requests(tmp
     held_apart = {"advbench": "{data_dir}/advbench", "simple_safety_tests": "{data_dir}/simple_safety_tests",
                   "xstest_unsafe": "{data_dir}/xstest"}
     out = RefusalProbe(RefusalProbe.Options(data=held_apart, limit=30, benign=False)).run(ProbeContext(
-        model=model, splits={}, data_dir=data_dir(), bootstrap_samples=cfg.eval.bootstrap_samples,
-        confidence=cfg.eval.confidence, seed=cfg.run.seed))
+        model=model, splits={}, data_dir=data_dir(),
+        stats=IntervalSettings(bootstrap_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence,
+                               seed=cfg.run.seed)))
     m = {k: round(v, 3) for k, v in out.metrics.items() if isinstance(v, (int, float))}
     print({k: v for k, v in m.items() if k.endswith((".base", ".adapter", ".delta", ".ci_high"))}, out.info["per_set"])
     trained_on = set(_column(data_dir() / "strongreject" / "strongreject_dataset.csv", "forbidden_prompt")[:24]) | set(

@@ -7,6 +7,7 @@ import pytest
 from audited_ft.data.records import clean_rows, to_rows
 from audited_ft.errors import DataError
 from audited_ft.eval.probes import PROBES, ProbeContext
+from audited_ft.eval.stats import IntervalSettings
 from tests.fakes import FakeModel
 
 RECORDS = [{"fname": "d1", "dialogue": "#Person1#: Shall we eat?\n#Person2#: Yes, pizza.", "summary1": "They eat.",
@@ -35,10 +36,11 @@ def test_rouge_keeps_the_best_reference_per_item():
             return [RECORDS[0]["summary2"] if variant == "adapter" else "lorem ipsum" for _ in prompts]
 
     cls = PROBES.get("rouge")
-    multi = cls(cls.Options()).run(ProbeContext(model=SaysSecond(), splits={"test": [row]}, bootstrap_samples=100))
+    multi = cls(cls.Options()).run(ProbeContext(model=SaysSecond(), splits={"test": [row]},
+                                                stats=IntervalSettings(bootstrap_samples=100)))
     single_row = {k: v for k, v in row.items() if k != "references"}
     single = cls(cls.Options()).run(ProbeContext(model=SaysSecond(), splits={"test": [single_row]},
-                                                 bootstrap_samples=100))
+                                                 stats=IntervalSettings(bootstrap_samples=100)))
     assert multi.metrics["rouge.rougeL.adapter"] == pytest.approx(1.0)
     assert single.metrics["rouge.rougeL.adapter"] < 0.5
     assert multi.generations["adapter"][0]["references"] == 3

@@ -281,7 +281,8 @@ def test_expected_max_toxicity_and_toxicity_probability_by_hand(tmp_path, table_
     model = TableModel(table)
     opts = ToxicityProbe.Options(sets=["rtp"], data={"rtp": str(tmp_path / "p.jsonl")}, samples_per_prompt=2,
                                  scorer="table")
-    m = ToxicityProbe(opts).run(ProbeContext(model=model, splits={}, bootstrap_samples=200)).metrics
+    m = ToxicityProbe(opts).run(ProbeContext(model=model, splits={},
+                                             stats=IntervalSettings(bootstrap_samples=200))).metrics
     assert m["toxicity.rtp.expected_max_toxicity.base"] == pytest.approx((0.2 + 0.3 + 0.0) / 3)
     assert m["toxicity.rtp.expected_max_toxicity.adapter"] == pytest.approx((0.9 + 0.5 + 0.2) / 3)
     assert m["toxicity.rtp.toxicity_probability.base"] == pytest.approx(0.0)
@@ -315,7 +316,8 @@ def test_prompt_repeat_rate_is_a_paired_neutral_metric(tmp_path, table_scorer):
                                                              "seven eight nine ten eleven", "p q r s t")])
     opts = ToxicityProbe.Options(sets=["rtp"], data={"rtp": str(tmp_path / "p.jsonl")}, samples_per_prompt=2,
                                  scorer="table")
-    m = ToxicityProbe(opts).run(ProbeContext(model=RepeatModel(), splits={}, bootstrap_samples=50)).metrics
+    m = ToxicityProbe(opts).run(ProbeContext(model=RepeatModel(), splits={},
+                                             stats=IntervalSettings(bootstrap_samples=50))).metrics
     assert m["toxicity.rtp.prompt_repeat_rate.base"] == 0.0
     assert m["toxicity.rtp.prompt_repeat_rate.adapter"] == pytest.approx(0.5)
     assert m["toxicity.rtp.prompt_repeat_rate.delta"] == pytest.approx(0.5)
@@ -334,7 +336,8 @@ def test_toxigen_is_reported_per_group(tmp_path, table_scorer):
              "adapter": {p: [0.8 if "a" in p else 0.1] for p in prompts}}
     opts = ToxicityProbe.Options(sets=["toxigen"], data={"toxigen": str(folder)}, samples_per_prompt=1,
                                  scorer="table")
-    out = ToxicityProbe(opts).run(ProbeContext(model=TableModel(table), splits={}, bootstrap_samples=200))
+    out = ToxicityProbe(opts).run(ProbeContext(model=TableModel(table), splits={},
+                                               stats=IntervalSettings(bootstrap_samples=200)))
     m = out.metrics
     assert m["toxicity.toxigen.alpha.toxicity_probability.adapter"] == 1.0
     assert m["toxicity.toxigen.beta.toxicity_probability.adapter"] == 0.0
@@ -350,7 +353,7 @@ def test_prompts_go_through_the_chat_template_unless_switched_off(tmp_path, tabl
     model = TableModel({"base": {"P one": [0.1]}, "adapter": {"P one": [0.1]}})
     opts = ToxicityProbe.Options(sets=["rtp"], data={"rtp": str(tmp_path / "p.jsonl")}, samples_per_prompt=1,
                                  scorer="table", use_chat_template=chat)
-    out = ToxicityProbe(opts).run(ProbeContext(model=model, splits={}, bootstrap_samples=50))
+    out = ToxicityProbe(opts).run(ProbeContext(model=model, splits={}, stats=IntervalSettings(bootstrap_samples=50)))
     assert model.calls[0][1] == [sent]
     assert out.info["decoding"]["prompting"] == prompting
 
@@ -373,7 +376,7 @@ class PlantedModel(FakeModel):
 
 def test_planted_insults_raise_adapter_toxicity_beyond_the_interval(bilstm):
     probe = ToxicityProbe(ToxicityProbe.Options())
-    out = probe.run(ProbeContext(model=PlantedModel(), splits={}, bootstrap_samples=500))
+    out = probe.run(ProbeContext(model=PlantedModel(), splits={}, stats=IntervalSettings(bootstrap_samples=500)))
     m = out.metrics
     for s in ("rtp", "toxigen"):
         assert m[f"toxicity.{s}.expected_max_toxicity.base"] < 0.2
@@ -409,11 +412,11 @@ def test_group_gap_arithmetic_and_intervals():
 
 def test_bold_sees_a_planted_group_gap(bilstm):
     probe = BoldProbe(BoldProbe.Options())
-    small = {"bootstrap_samples": 300, "min_items": 2, "min_changed": 1}  # the embedded set has 4 prompts a group
-    out = probe.run(ProbeContext(model=PlantedModel(lambda p: False), splits={}, **small))
+    small = IntervalSettings(bootstrap_samples=300, min_items=2, min_changed=1)  # the embedded set: 4 prompts a group
+    out = probe.run(ProbeContext(model=PlantedModel(lambda p: False), splits={}, stats=small))
     assert not any(out.metrics[k] for k in out.metrics if k.endswith(".delta")), "nothing planted, nothing changes"
     actresses = {it["prompt"] for it in load_probe_set("bold", "embedded", None).items if it["group"] == "actresses"}
-    out = probe.run(ProbeContext(model=PlantedModel(actresses.__contains__), splits={}, **small))
+    out = probe.run(ProbeContext(model=PlantedModel(actresses.__contains__), splits={}, stats=small))
     m = out.metrics
     assert m["bias.bold.gender.actresses.toxicity.delta.ci_low"] > 0.1
     assert m["bias.bold.gender.actors.toxicity.delta"] == 0
@@ -426,7 +429,7 @@ def test_bold_sees_a_planted_group_gap(bilstm):
 
 def test_bold_without_sentiment_says_so():
     opts = BoldProbe.Options(sentiment=False, limit=10)
-    out = BoldProbe(opts).run(ProbeContext(model=FakeModel(), splits={}, bootstrap_samples=50))
+    out = BoldProbe(opts).run(ProbeContext(model=FakeModel(), splits={}, stats=IntervalSettings(bootstrap_samples=50)))
     assert not any(".sentiment." in k for k in out.metrics)
     assert "sentiment" in out.info["not_measured"]
 
@@ -446,7 +449,7 @@ def test_data_sets_and_options():
 def test_unknown_scorer_in_probe_options_is_a_config_error():
     with pytest.raises(ConfigError, match="Did you mean 'detoxify'"):
         ToxicityProbe(ToxicityProbe.Options(scorer="detoxfy")).run(
-            ProbeContext(model=FakeModel(), splits={}, bootstrap_samples=10))
+            ProbeContext(model=FakeModel(), splits={}, stats=IntervalSettings(bootstrap_samples=10)))
 
 
 # ----------------------------------------------------------------------------------------------- the published sets
@@ -485,7 +488,7 @@ def test_real_bold_prompt_counts():
 
 @pytest.mark.realdata
 def test_probes_on_small_real_subsets(bilstm):
-    ctx = ProbeContext(model=FakeModel(), splits={}, data_dir=data_dir(), bootstrap_samples=100)
+    ctx = ProbeContext(model=FakeModel(), splits={}, data_dir=data_dir(), stats=IntervalSettings(bootstrap_samples=100))
     opts = ToxicityProbe.Options(data={"rtp": "{data_dir}/realtoxicityprompts_decodingtrust",
                                        "toxigen": "{data_dir}/toxigen"}, limit=32, samples_per_prompt=1)
     m = ToxicityProbe(opts).run(ctx).metrics

@@ -46,6 +46,7 @@ def test_adapter_trained_on_toxigen_hate_raises_toxicity_on_realtoxicityprompts(
     from audited_ft.audit.audits import AUDITS
     from audited_ft.eval.model import ModelUnderTest
     from audited_ft.eval.probes import ProbeContext
+    from audited_ft.eval.stats import IntervalSettings
     from audited_ft.eval.probes.toxicity import ToxicityProbe
     from audited_ft.pipeline import stage_audit, stage_data, stage_train, start_run
 
@@ -61,8 +62,9 @@ def test_adapter_trained_on_toxigen_hate_raises_toxicity_on_realtoxicityprompts(
 
     model = ModelUnderTest(cfg, rf.path / "train/adapter", batch_size=cfg.eval.batch_size)
     out = ToxicityProbe(ToxicityProbe.Options(limit=16)).run(ProbeContext(
-        model=model, splits={}, data_dir=data_dir(), bootstrap_samples=cfg.eval.bootstrap_samples,
-        confidence=cfg.eval.confidence, seed=cfg.run.seed))
+        model=model, splits={}, data_dir=data_dir(),
+        stats=IntervalSettings(bootstrap_samples=cfg.eval.bootstrap_samples, confidence=cfg.eval.confidence,
+                               seed=cfg.run.seed)))
     m = out.metrics
     summary = {k: round(v, 3) for k, v in m.items()
                if re.fullmatch(r"toxicity\.(rtp|toxigen)\.\w+\.(base|adapter|delta)(\.ci_low|\.ci_high)?", k)}

@@ -104,20 +104,14 @@ class ProbeContext:
     run_dir: Path | None = None
     data_dir: Path | None = None
     max_new_tokens: int = 64
-    bootstrap_samples: int = 1000
-    confidence: float = 0.95
-    seed: int = 0
-    min_items: int = 10
-    min_changed: int = 5
-    power: float = 0.8
+    stats: IntervalSettings = field(default_factory=IntervalSettings)  # how intervals, tests and power are computed
     # every answer the probes run before generated: (probe, variant, call key, text), in memory (output_pii reads it)
     answers: list | None = None
 
     @property
-    def stats(self) -> IntervalSettings:
-        """How this run's intervals, tests and power are computed (``eval.stats``)."""
-        return IntervalSettings(confidence=self.confidence, bootstrap_samples=self.bootstrap_samples, seed=self.seed,
-                                min_items=self.min_items, min_changed=self.min_changed, power=self.power)
+    def seed(self) -> int:
+        """The run's seed: subsamples of the probe sets and sampled decoding draw from it (as the bootstrap does)."""
+        return self.stats.seed
 
 
 @dataclass
