@@ -12,12 +12,12 @@
 # Needs, carried: .dev/p_site.tar.xz (TRL, datasets, bitsandbytes: benchmarks/device_pack.sh) and liger-kernel's wheel.
 #   bash benchmarks/issue23_device.sh start [PART...]  # unpack, then run detached; returns at once. PARTs: train24
 #       eval24 train8 eval8 eval70 (default: all, in that order); one device session's time may hold only some
-#       (train24loop: the 24 GiB harness and HF-loop rows without stock TRL's, measured 2x slower on 2026-12-07;
-#       trainN=SPEC,SPEC: those configurations at N GiB; profile24: 5 timed steps, for the profiles only)
+#       (trainN=SPEC,SPEC: those configurations at N GiB, e.g. train24=harness:budget=24,stock:B=40:group for a short
+#       session; profile24: 5 timed steps, for the profiles only)
 #   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
 # Device time each part needs (ESTIMATES from the 2026-12-07 H100 step times: 3.2 s harness, 2.2 s stock:group,
 # 6.6 s trl at 24 GiB; ~40 s to load and quantise the 7B per process, ~60 s to write it once, ~15 s per profile):
-#   profile24 ~230 s, train24loop ~470 s, train24 ~750 s, train8 ~350 s, eval parts not yet timed (guess 100-200 s
+#   profile24 ~230 s, train24 without its TRL row ~470 s, train24 ~750 s, train8 ~350 s, eval parts not yet timed (guess 100-200 s
 #   each); plus the machine's start. A failed start costs ~90 s of the session's device time.
 set -uo pipefail
 RES=/tmp/issue23
@@ -54,7 +54,6 @@ evalb() { python3 benchmarks/eval_throughput.py --budgets "$1" --prompts 256 --o
 for part in $@; do
   case $part in
     train24) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512 ;;
-    train24loop) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group ;;  # without TRL: a short session
     train8) train 8 harness:budget=8 stock:B=6:group stock+liger:B=8:group trl+liger:B=8:L=512 ;;
     profile24) STEPS=5 train 24 harness:budget=24 stock:B=40:group ;;  # where the step's time goes, no rates to quote
     train*=*) b=${part%%=*}; IFS=, read -ra specs <<< "${part#*=}"; train "${b#train}" "${specs[@]}" ;;  # trainN=spec,spec
