@@ -196,11 +196,11 @@ def test_memory_budget_caps_auto_batches_and_the_dequantised_base(mut, monkeypat
 
     size = compute_dtype(mut.cfg.quantization.compute_dtype, "cuda").itemsize  # the dtype a CUDA run dequantises to
     growth = sum(plain[n].numel() * size for n in four_bit) - packed  # the full matrices, less the packed bytes
-    allocated["now"] = 0
     monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", growth / 0.75 / gib * 1.01)
-    assert mut._dequantised_too_big(base) is None
+    assert g.dequantised_too_big(base, mut.cfg, 0) is None
+    assert g.dequantised_too_big(base, mut.cfg, int(0.02 * growth)) is not None  # what is already on the card counts
     monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", growth / 0.75 / gib * 0.99)
-    why = mut._dequantised_too_big(base)
+    why = g.dequantised_too_big(base, mut.cfg, 0)
     assert why and "eval.memory_budget_gib" in why
     check = {"passed": False, "dtype": "bfloat16", "reason": why}
     assert "not dequantised" in g._precision(mut.cfg, check)
@@ -208,4 +208,4 @@ def test_memory_budget_caps_auto_batches_and_the_dequantised_base(mut, monkeypat
 
     assert ("dequantisation", f"not done: {why}") in evaluation_rows({"precision": "x", "dequantize_check": check})
     monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", None)
-    assert mut._dequantised_too_big(base) is None
+    assert g.dequantised_too_big(base, mut.cfg, 100 * gib) is None

@@ -47,6 +47,29 @@ def check_same_base(adapter_dir: Path, extra: dict[str, Path]) -> None:
                              "of the run's base model")
 
 
+def dequantised_too_big(base, cfg: Config, allocated: int) -> str | None:
+    """Why dequantising ``base`` (a 4-bit model on a GPU with ``allocated`` bytes in use) would not fit
+    ``eval.memory_budget_gib``, leaving a quarter of it for the KV cache and activations; None when it fits or no
+    budget is set."""
+    import math
+
+    from audited_ft.eval.dequant import four_bit_weights
+    from audited_ft.models import compute_dtype
+
+    budget = cfg.eval.memory_budget_gib
+    if budget is None:
+        return None
+    size = compute_dtype(cfg.quantization.compute_dtype, "cuda").itemsize
+    four_bit = four_bit_weights(base)
+    # a Params4bit holds two weights a byte; its quantisation state keeps the weight matrix's own shape
+    weights = sum(math.prod(p.quant_state.shape) for p in four_bit)
+    after = allocated + weights * size - sum(p.numel() * p.element_size() for p in four_bit)
+    if after <= 0.75 * budget * 2**30:
+        return None
+    return (f"dequantised, the weights would take {after / 2**30:.1f} GiB of the {budget:g} GiB memory budget "
+            "(eval.memory_budget_gib), leaving less than a quarter for the KV cache")
+
+
 class ModelUnderTest:
     """One loaded base with the run's adapter ("adapter") and any further adapters switched in place.
 
@@ -78,7 +101,7 @@ class ModelUnderTest:
         base = load_base_model(resolved, cfg.quantization, self.device, cfg.model.revision, cfg.model.trust_remote_code)
         self.dequantize_check: dict | None = None
         if cfg.quantization.load_in_4bit and cfg.eval.dequantize_base:
-            too_big = self._dequantised_too_big(base)
+            too_big = dequantised_too_big(base, cfg, torch.cuda.memory_allocated()) if self.device == "cuda" else None
             if too_big:
                 self.dequantize_check = {"passed": False, "dtype": "bfloat16", "reason": too_big}
                 log.info("eval: the 4-bit base is kept: %s", too_big)
@@ -108,28 +131,6 @@ class ModelUnderTest:
         self.reference = load_reference(self, cfg, resolved, reference)
         if self.reference_model is not None:
             self.variants = (*self.variants, FULL_PRECISION)
-
-    def _dequantised_too_big(self, base) -> str | None:
-        """Why the dequantised base would not fit ``eval.memory_budget_gib`` (leaving a quarter of it for the KV cache
-        and activations), or None when it fits or no budget is set."""
-        budget = self.cfg.eval.memory_budget_gib
-        if budget is None or self.device != "cuda":
-            return None
-        from audited_ft.eval.dequant import four_bit_weights
-        from audited_ft.models import compute_dtype
-
-        import math
-
-        size = compute_dtype(self.cfg.quantization.compute_dtype, self.device).itemsize
-        four_bit = four_bit_weights(base)
-        # a Params4bit holds two weights a byte; its quantisation state keeps the weight matrix's own shape
-        weights = sum(math.prod(p.quant_state.shape) for p in four_bit)
-        extra = weights * size - sum(p.numel() * p.element_size() for p in four_bit)
-        after = self._torch.cuda.memory_allocated() + extra
-        if after <= 0.75 * budget * 2**30:
-            return None
-        return (f"dequantised, the weights would take {after / 2**30:.1f} GiB of the {budget:g} GiB memory budget "
-                "(eval.memory_budget_gib), leaving less than a quarter for the KV cache")
 
     def _dequantized(self, base, resolved):
         """The base dequantised to the compute dtype when that reproduces the 4-bit base's next-token logits
