@@ -8,17 +8,18 @@
 # (in the order 24 GiB training, 24 GiB generation, 8 GiB training, 8 GiB generation, 70 GiB generation: the most
 # asked-for first, should the device time run out)
 # The whole run takes longer than one device call's limit, so it runs detached (setsid) and writes under $RES;
-# later calls on the warm machine wait for it (`bash benchmarks/issue23_device.sh wait`) and copy $RES to $OUT.
+# later calls on the warm machine wait for it (`bash benchmarks/issue23_device.sh wait`) and pack $RES into $OUT.
 # Needs, carried: .dev/p_site.tar.xz (TRL, datasets, bitsandbytes: benchmarks/device_pack.sh) and liger-kernel's wheel.
 #   bash benchmarks/issue23_device.sh start [PART...]  # unpack, then run detached; returns at once. PARTs: train24
-#       eval24 train8 eval8 eval70 (default: all, in that order); one device session's time may hold only some
+#       eval24 train8 eval8 eval70 (default: all, in that order), levers24 levers8 (bf16 unquantised weights on
+#       both sides, with the harness as it is; ~450 s and ~350 s, estimates); one device session may hold only some
 #       (trainN=SPEC,SPEC: those configurations at N GiB, e.g. train24=harness:budget=24,stock:B=40:group for a short
 #       session; profile24: 5 timed steps, for the profiles only)
 #   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
-# Device time each part needs (ESTIMATES from the 2026-12-07 H100 step times: 3.2 s harness, 2.2 s stock:group,
-# 6.6 s trl at 24 GiB; ~40 s to load and quantise the 7B per process, ~60 s to write it once, ~15 s per profile):
-#   profile24 ~230 s, train24 without its TRL row ~470 s, train24 ~750 s, train8 ~350 s, eval parts not yet timed (guess 100-200 s
-#   each); plus the machine's start. A failed start costs ~90 s of the session's device time.
+# Device time each part needs, seen on an H200 on 2026-12-07 (from the times the results appeared): train24 ~700 s
+# (with writing the model once), train8 ~450 s, eval8's stock side ~150 s; ESTIMATES from those step times:
+# profile24 ~230 s, levers24 ~450 s, levers8 ~350 s, each eval part 150-300 s; plus the machine's start. A failed
+# start costs ~90 s of the session's device time. Next, in one session: start levers24 eval24 levers8 eval8 eval70.
 set -uo pipefail
 RES=/tmp/issue23
 case "${1:-}" in
@@ -30,10 +31,14 @@ start)
   echo "started"; exit 0 ;;
 wait)
   mkdir -p "${OUT:?}"
-  for _ in $(seq $(( ${2:-560} / 10 ))); do  # results copied every 10 s: a call stopped at its limit keeps them
-    cp -r "$RES"/. "$OUT"/; [ -f "$RES/done" ] && break; sleep 10
+  # results packed every 10 s into ONE archive (a call brings back at most 8 files), so a call stopped at its limit
+  # keeps them: tar xzf issue23.tgz
+  pack() { tar czf "$OUT/issue23.tgz.part" --exclude=./log -C "$RES" . && mv "$OUT/issue23.tgz.part" "$OUT/issue23.tgz"
+           tail -c 200000 "$RES/log" | tr '\r' '\n' | grep -v 'Loading weights' > "$OUT/log.tail"; }
+  for _ in $(seq $(( ${2:-560} / 10 ))); do
+    pack; [ -f "$RES/done" ] && break; sleep 10
   done
-  cp -r "$RES"/. "$OUT"/; tail -c 6000 "$RES/log"; exit 0 ;;
+  pack; tail -c 3000 "$OUT/log.tail"; exit 0 ;;
 run) shift ;;
 *) echo "usage: $0 start|wait" >&2; exit 2 ;;
 esac
@@ -43,7 +48,7 @@ python3 benchmarks/train_throughput.py --model /tmp/llama_7b --make-model 7b --c
 train() {  # budget, then specs
   local budget=$1; shift
   for spec in "$@"; do
-    local prof=0; case $spec in harness*|*:group) prof=3 ;; esac
+    local prof=0; case $spec in harness*|*:group|*:group:*) prof=3 ;; esac
     python3 benchmarks/train_throughput.py --model /tmp/llama_7b --steps ${STEPS:-30} --warmup 3 --profile $prof \
       --configs "$spec" --out "$RES/train_${budget}gib/$(echo "$spec" | tr ':=+' '___')"
   done
@@ -56,6 +61,11 @@ for part in $@; do
     train24) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512 ;;
     train8) train 8 harness:budget=8 stock:B=6:group stock+liger:B=8:group trl+liger:B=8:L=512 ;;
     profile24) STEPS=5 train 24 harness:budget=24 stock:B=40:group ;;  # where the step's time goes, no rates to quote
+    # the float32 upcast of the unquantised weights dropped on both sides (train.unquantised_dtype=compute; RESULTS.md
+    # "Where the step's time goes"), against the harness as it is, all in this call; stock+liger at a batch that fits
+    levers24) train 24 harness:budget=24 harness:budget=24:bf16norms stock+liger:B=42:group \
+      stock+liger:B=56:group:bf16norms ;;
+    levers8) train 8 harness:budget=8 harness:budget=8:bf16norms trl+liger:B=10:L=512 stock+liger:B=8:group:bf16norms ;;
     train*=*) b=${part%%=*}; IFS=, read -ra specs <<< "${part#*=}"; train "${b#train}" "${specs[@]}" ;;  # trainN=spec,spec
     eval24|eval8|eval70) evalb "${part#eval}" ;;
     *) echo "unknown part $part" ;;
