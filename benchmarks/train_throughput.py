@@ -27,6 +27,9 @@ Configurations (``--configs``, comma-separated; the model is loaded once per gro
   ...+liger            liger-kernel's fused RMSNorm, RoPE, SwiGLU and fused linear cross-entropy
   ...:nogc             without gradient checkpointing
   ...:drop0            LoRA dropout 0 instead of the stock recipe's 0.05 (PEFT then skips the dropout op)
+  ...:bf16norms        (stock, harness) the embeddings, norms and output head stay bf16: no
+                       prepare_model_for_kbit_training upcast to float32 (the harness: train.unquantised_dtype=compute);
+                       stock TRL never upcasts them
   harness:budget=8     THE TRAINING STAGE'S OWN PATH: audited_ft.train.stage.build_trainer with train.memory_budget_gib=8
                        and every other train setting at its default (packing, kernels and checkpointing on "auto",
                        so the micro-batch and checkpointing come from the stage's calibration), LoRA as the stock
@@ -59,11 +62,11 @@ def parse(spec: str) -> dict:
     kind, *opts = spec.split(":")
     base, *extras = kind.split("+")
     cfg = {"spec": spec, "kind": base, "liger": "liger" in extras, "gc": True, "B": 4, "T": 4096, "L": None,
-           "dropout": 0.05, "budget": None, "group": False, "alltok": False}
+           "dropout": 0.05, "budget": None, "group": False, "alltok": False, "bf16norms": False}
     for o in opts:
         if o == "nogc":
             cfg["gc"] = False
-        elif o in ("group", "alltok"):
+        elif o in ("group", "alltok", "bf16norms"):
             cfg[o] = True
         elif o == "drop0":
             cfg["dropout"] = 0.0
@@ -137,7 +140,7 @@ def tensors(cfg: dict, rows: list[list[int]], vocab: int) -> dict:
     return {"input_ids": ids, "position_ids": pos, "labels": labels}
 
 
-def load(path: str, use_gc: bool, liger: bool, dropout: float):
+def load(path: str, use_gc: bool, liger: bool, dropout: float, bf16norms: bool = False):
     import bitsandbytes  # noqa: F401
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -150,7 +153,14 @@ def load(path: str, use_gc: bool, liger: bool, dropout: float):
                            bnb_4bit_compute_dtype=torch.bfloat16)
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=q, dtype=torch.bfloat16,
                                                  device_map={"": 0}, attn_implementation="sdpa")
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc)
+    if bf16norms:  # what prepare_model_for_kbit_training (PEFT 0.21) does, less its float32 upcast
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if use_gc:
+            model.enable_input_require_grads()
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={})
+    else:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc)
     model.config.use_cache = False
     return get_peft_model(model, LoraConfig(r=64, lora_alpha=16, lora_dropout=dropout, target_modules=TARGETS,
                                             task_type="CAUSAL_LM"))
@@ -160,7 +170,8 @@ KERNEL_KINDS = [  # (kind, substrings of a CUDA kernel's name, lower case): wher
     ("4-bit dequantise (bitsandbytes)", ("kdequantize", "dequantize")),
     ("optimizer (bitsandbytes)", ("koptimizer", "kpreconditionoptimizer", "optimizer")),
     ("attention", ("flash", "fmha", "attention", "efficient_attention", "sdpa")),
-    ("matmul (GEMM)", ("gemm", "xmma", "cutlass", "cublas", "s16816", "wgmma", "gemv")),
+    # nvjet_*: cuBLAS's GEMM kernels on Hopper (H100/H200); before 2026-12-07 they fell under "other"
+    ("matmul (GEMM)", ("nvjet", "gemm", "xmma", "cutlass", "cublas", "s16816", "wgmma", "gemv")),
     ("liger / triton fused ops", ("_rms_norm", "rms_norm", "swiglu", "rope", "cross_entropy", "triton")),
     ("copies and memsets", ("memcpy", "memset", "copy_kernel", "cat", "index")),
     ("element-wise and reductions", ("elementwise", "reduce", "softmax", "norm", "mul", "add")),
@@ -285,7 +296,8 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
         "model": {"name_or_path": model_path, "use_chat_template": False}, "data": {"source": "unused.jsonl"},
         "train": {"memory_budget_gib": cfg["budget"], "max_length": max_length,
                   "max_steps": warmup + steps + profile_steps,
-                  "checkpoint_every_steps": 0, "device": "cuda" if cuda else "cpu", "learning_rate": 2e-4, **train},
+                  "checkpoint_every_steps": 0, "device": "cuda" if cuda else "cpu", "learning_rate": 2e-4,
+                  "unquantised_dtype": "compute" if cfg["bf16norms"] else "float32", **train},
         "lora": {"r": 64, "alpha": 16, "dropout": cfg["dropout"], "target_modules": "all-linear"}})
     times: list[tuple[float, int]] = []
     prof = StepProfiler(warmup + steps, profile_steps)  # profiled steps come after the timed ones
@@ -488,7 +500,7 @@ def main() -> None:
     groups: dict[tuple, list[dict]] = {}
     for c in cfgs:
         if c["kind"] not in ("harness", "trl"):
-            groups.setdefault((c["gc"], c["liger"], c["dropout"]), []).append(c)
+            groups.setdefault((c["gc"], c["liger"], c["dropout"], c["bf16norms"]), []).append(c)
     results = []
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch: rank 0 reports
     for c in cfgs:  # the harness first: the stock groups patch liger into the Llama classes for good
@@ -507,8 +519,8 @@ def main() -> None:
                 torch.cuda.empty_cache()
             print(json.dumps(r), flush=True)
             results.append(r)
-    for (use_gc, liger, dropout), group in groups.items():
-        model = load(args.model, use_gc, liger, dropout)
+    for (use_gc, liger, dropout, bf16norms), group in groups.items():
+        model = load(args.model, use_gc, liger, dropout, bf16norms)
         vocab = model.config.vocab_size
         for c in group:
             try:

@@ -217,6 +217,12 @@ class TrainConfig(_Strict):
     kernels: Literal["auto", "liger", "none"] = Field("auto", description=(
         "Fused training kernels: liger-kernel's RMSNorm, RoPE and SwiGLU (the 'gpu' extra). auto: on CUDA where "
         "liger-kernel is installed and supports the architecture."))
+    unquantised_dtype: Literal["float32", "compute"] = Field("float32", description=(
+        "4-bit training only: the dtype of the weights left unquantised (embeddings, norms, output head). float32: "
+        "the QLoRA recipe (PEFT's prepare_model_for_kbit_training), so the activations between the 4-bit layers are "
+        "float32 and each layer converts them; compute: kept in the compute dtype, as stock TRL and the FSDP path "
+        "keep them. On the GPU the float32 conversions took ~40% of a 7B step's kernel time (profile in "
+        "benchmarks/RESULTS.md); the speed of 'compute' is not measured yet, so float32 stays the default."))
     @field_validator("gradient_checkpointing", "packing", mode="before")
     @classmethod
     def _yaml_on_off(cls, v):

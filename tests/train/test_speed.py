@@ -102,6 +102,7 @@ def test_packing_counts_the_same_tokens_as_padding_and_records_its_settings(tiny
     assert "train/speed.json" in json.loads((tmp_path / "packed/manifest.json").read_text())["artefacts"]
     html = (tmp_path / "packed/report.html").read_text()
     assert "Throughput settings the training stage chose" in html and "rows of 256 tokens" in html
+    assert speed["unquantised_dtype"] == "float32" and "unquantised weights (embeddings, norms, head)" in html
     assert "off (padded batches)" in (tmp_path / "padded/report.html").read_text()
 
 
@@ -176,3 +177,38 @@ def test_wrapper_names_are_stripped_and_an_incomplete_adapter_is_refused(tiny_cf
     strip_wrapper_names(weights)
     assert load_file(str(weights)).keys() == good.keys()
     ModelUnderTest(cfg, rf / "train/adapter")  # loads again
+
+
+@pytest.mark.parametrize("choice, expected", [("float32", "float32"), ("compute", "bfloat16")])
+def test_unquantised_weights_train_in_the_chosen_dtype(tiny_cfg, tmp_path, choice, expected):
+    """train.unquantised_dtype: float32 upcasts the embeddings, norms and output head (the QLoRA recipe), compute keeps
+    them in the compute dtype; either way only the LoRA weights train, the loss back-propagates to them through the
+    4-bit layers, and train/speed.json says which dtype was used."""
+    import torch
+    from datasets import Dataset
+
+    from audited_ft.config import load_config
+    from audited_ft.models import load_tokenizer, resolve_model
+    from audited_ft.train.stage import _prompt_rows, build_trainer
+    from tests.conftest import make_tiny_rows
+
+    cfg = load_config(tiny_cfg, [f"train.unquantised_dtype={choice}", "quantization.compute_dtype=bfloat16",
+                                 "train.gradient_checkpointing=on"])
+    assert cfg.quantization.load_in_4bit
+    tok = load_tokenizer(resolve_model(cfg.model.name_or_path, cfg.model.licence), None, False)
+    rows = [{"input": r["dialogue"], "target": r["summary"]} for r in make_tiny_rows()[:4]]
+    trainer, speed = build_trainer(cfg, tmp_path, Dataset.from_list(_prompt_rows(cfg, tok, rows)), None, tokenizer=tok)
+    model = trainer.model
+    norms = [p for n, p in model.named_parameters() if "norm" in n]
+    assert norms and {str(p.dtype) for p in norms} == {f"torch.{expected}"}
+    assert str(model.get_input_embeddings().weight.dtype) == f"torch.{expected}"
+    assert speed["unquantised_dtype"] == expected
+    assert json.loads((tmp_path / "speed.json").read_text())["unquantised_dtype"] == expected
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    model.train()
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    loss = model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}).loss
+    loss.backward()  # through the checkpointed 4-bit layers, to every layer's LoRA B (A's gradient is 0 while B is 0)
+    grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
+    assert grads and all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)

@@ -450,12 +450,13 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
     args = _sft_config(cfg, folder, device, dtype)
     gc_on = getattr(args, _checkpointing_key(type(args)))
     kernels = apply_kernels(model, cfg.train.kernels, device)
-    if cfg.quantization.load_in_4bit and not distributed.fsdp_enabled():
+    if cfg.quantization.load_in_4bit and not distributed.fsdp_enabled() and cfg.train.unquantised_dtype == "float32":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc_on,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     elif gc_on:
-        # FSDP-QLoRA: every parameter of a wrapped unit must share the storage dtype, so the norms are not upcast
-        # to float32 as prepare_model_for_kbit_training would.
+        # the norms are not upcast to float32 as prepare_model_for_kbit_training would: FSDP-QLoRA needs every
+        # parameter of a wrapped unit in one storage dtype, and train.unquantised_dtype=compute asks for it. TRL
+        # makes the inputs require grads for checkpointing a PEFT model (SFTTrainer.__init__).
         set_checkpointing(model, True)
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
@@ -499,7 +500,9 @@ def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_
     speed = {"mode": distributed.mode(), "world_size": distributed.world_size(), "packing": packing,
              "pack_length": t.max_length if packing else None, "kernels": kernels,
              "micro_batch": t.batch_size, "gradient_checkpointing": bool(gc_on), "memory_budget_gib": t.memory_budget_gib,
-             "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim)), "train_rows": len(trainer.train_dataset)}
+             "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim)), "train_rows": len(trainer.train_dataset),
+             # the dtype the unquantised weights train in (train.unquantised_dtype): float32 where the recipe upcasts
+             "unquantised_dtype": str(trainer.model.get_input_embeddings().weight.dtype).removeprefix("torch.")}
     path = folder / "speed.json"
     if t.memory_budget_gib is not None and device != "cuda":
         speed["memory_budget_note"] = "ignored: the memory budget applies to CUDA training"
