@@ -48,6 +48,7 @@ import gc
 import json
 import os
 import random
+import re
 import statistics
 import time
 from pathlib import Path
@@ -174,17 +175,31 @@ KERNEL_KINDS = [  # (kind, substrings of a CUDA kernel's name, lower case): wher
     ("matmul (GEMM)", ("nvjet", "gemm", "xmma", "cutlass", "cublas", "s16816", "wgmma", "gemv")),
     ("liger / triton fused ops", ("_rms_norm", "rms_norm", "swiglu", "rope", "cross_entropy", "triton")),
     ("copies and memsets", ("memcpy", "memset", "copy_kernel", "cat", "index")),
-    ("element-wise and reductions", ("elementwise", "reduce", "softmax", "norm", "mul", "add")),
+    ("element-wise and reductions", ("elementwise", "reduce", "softmax", "norm", "mul", "add", "dropout")),
 ]
+
+
+def kernel_kind(name: str) -> str:
+    """The KERNEL_KINDS kind of a CUDA kernel's name; dtype conversions (PyTorch's copy kernels between dtypes) and
+    element-wise kernels on float32 tensors (a ``<float`` template argument) are kinds of their own: they are the
+    traffic a float32 residual stream adds (RESULTS.md, issue 23's profile)."""
+    low = name.lower()
+    if "direct_copy_kernel" in low or "bfloat16_copy_kernel" in low or "float_copy_kernel" in low:
+        return "dtype conversions"
+    kind = next((k for k, keys in KERNEL_KINDS if any(w in low for w in keys)), "other")
+    if kind == "element-wise and reductions" and re.search(r"[<,]\s*float\s*[,>]", low):
+        return "element-wise and reductions, float32"
+    return kind
 
 
 class StepProfiler:
     """torch.profiler over ``n`` optimizer steps after the warm-up (``--profile N``): the GPU time of the step by kind
-    of kernel (KERNEL_KINDS), the top kernels, and the share of the steps' wall time no kernel ran (host overhead,
-    synchronisation, launches). Kernel times are torch.profiler's self device times (CUPTI)."""
+    of kernel (kernel_kind), the top kernels, and the share of the steps' wall time no kernel ran (host overhead,
+    synchronisation, launches), with the useful tokens of the profiled steps so that configurations compare per
+    token. Kernel times are torch.profiler's self device times (CUPTI)."""
 
     def __init__(self, start: int, n: int):
-        self.start, self.n, self.prof, self.wall = start, n, None, 0.0
+        self.start, self.n, self.prof, self.wall, self.tokens = start, n, None, 0.0, 0
 
     def begin(self, k: int) -> None:
         if self.n and k == self.start:
@@ -195,10 +210,11 @@ class StepProfiler:
         if self.prof is not None:
             self._t0 = time.perf_counter()
 
-    def end(self, k: int) -> None:
+    def end(self, k: int, tokens: int = 0) -> None:
         if self.prof is None:
             return
         self.wall += time.perf_counter() - self._t0
+        self.tokens += tokens
         if k == self.start + self.n - 1:
             self.prof.__exit__(None, None, None)
             self.summary = self._summarise()
@@ -214,11 +230,10 @@ class StepProfiler:
         busy = sum(kernels.values()) / 1e6
         kinds: dict[str, float] = {}
         for name, us in kernels.items():
-            low = name.lower()
-            kind = next((k for k, keys in KERNEL_KINDS if any(w in low for w in keys)), "other")
+            kind = kernel_kind(name)
             kinds[kind] = kinds.get(kind, 0) + us / 1e6
-        top = sorted(kernels.items(), key=lambda kv: -kv[1])[:25]
-        return {"steps": self.n, "wall_s": round(self.wall, 3), "kernel_s": round(busy, 3),
+        top = sorted(kernels.items(), key=lambda kv: -kv[1])[:40]
+        return {"steps": self.n, "tokens": self.tokens, "wall_s": round(self.wall, 3), "kernel_s": round(busy, 3),
                 "gpu_idle_share": round(1 - busy / self.wall, 3) if self.wall else None,
                 "by_kind_s": {k: round(v, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
                 "by_kind_share_of_wall": {k: round(v / self.wall, 3) for k, v in sorted(kinds.items(),
@@ -252,7 +267,7 @@ def measure(model, cfg: dict, lengths: list[int], steps: int, warmup: int, vocab
         opt.step()
         opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
-        prof.end(k)
+        prof.end(k, sum(map(sum, rows)))
         if warmup <= k < warmup + steps:
             times.append(time.perf_counter() - start)
             n = sum(map(sum, rows))
@@ -311,7 +326,7 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
         def on_step_end(self, args, state, control, **kw):
             sync()
             times.append((time.perf_counter() - self.t0, trainer._total_train_tokens - self.n0))
-            prof.end(state.global_step - 1)  # global_step is already counted up here
+            prof.end(state.global_step - 1, times[-1][1])  # global_step is already counted up here
 
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
