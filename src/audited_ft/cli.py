@@ -5,6 +5,7 @@ Exit codes: 0 passed · 1 a gate or audit failed · 2 usage, config or data erro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -93,6 +94,8 @@ def _guard(fn: Callable[[], int | None], multi_process: bool = False) -> None:
                               "RUN_DIR (and/or accelerate launch -m audited_ft eval RUN_DIR), then audited-ft run "
                               "--resume RUN_DIR (README: Multi-GPU training)")
         code = fn() or 0
+        if multi_process:
+            distributed.end_group(finished=True)
     except GateFailed as exc:
         typer.echo(f"FAILED: {for_terminal(exc)}", err=True)
         raise typer.Exit(1) from None
@@ -115,6 +118,12 @@ def _guard(fn: Callable[[], int | None], multi_process: bool = False) -> None:
         typer.echo(f"internal error ({type(exc).__name__}): {for_terminal(exc)}\n"
                    "Re-run with AFT_DEBUG=1 for the traceback.", err=True)
         raise typer.Exit(3) from None
+    finally:
+        if multi_process:  # after an error the group is still up: leave it, without waiting for the others
+            from audited_ft import distributed
+
+            with contextlib.suppress(Exception):  # the command's own outcome (its message and exit code) stands
+                distributed.end_group(finished=False)
     raise typer.Exit(code)
 
 

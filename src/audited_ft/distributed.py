@@ -92,6 +92,20 @@ def start_group(device: str) -> bool:
     return True
 
 
+def end_group(finished: bool) -> None:
+    """Leave the process group before the interpreter exits. A gloo group left to the interpreter's shutdown now and
+    then aborts a process ("terminate called without an active exception", exit -6) after its work is done; so the
+    group is destroyed explicitly, after a barrier when the command finished (no process tears its threads down while
+    another still talks to it); after an error without one (the others may never reach it)."""
+    if not _group_ready():
+        return
+    import torch.distributed as dist
+
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def _group_ready() -> bool:
     if not is_distributed():
         return False
