@@ -21,6 +21,13 @@ At equal memory (issue 23): ``--budgets 8,24,70`` compares, per GPU memory budge
 budget; dynamic or static KV cache, whichever is faster) with ours under ``eval.memory_budget_gib``, same prompts:
 
     python benchmarks/eval_throughput.py --budgets 8,24,70 --out $OUT/eval_budgets.json
+    python benchmarks/eval_throughput.py --table eval_8gib.json eval_24gib.json   # the markdown table, no GPU
+
+Decode rate against the card's memory bandwidth (issue 23, an ESTIMATE, not a measurement of bandwidth): a decode
+step of a dense model reads every weight once, so one card cannot take more than ``bandwidth / weight bytes`` steps
+per second (4.8 TB/s / 13.5 GB = 356 for a bf16 7B model on an H200), whatever the batch. The steps each setup took
+per second are counted as generate calls x new tokens / seconds; the seconds include the prefill, so this
+understates the decode rate a little.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ SHAPES = {
                num_key_value_heads=16),
 }
 VOCAB = 32000
+# Peak memory bandwidth in TB/s by card name (NVIDIA's data sheets), for the decode bound; others: --bandwidth-tbs.
+BANDWIDTH_TBS = {"H200": 4.8, "H100 80GB HBM3": 3.35, "H100 NVL": 3.9, "H100 PCIe": 2.0}
+BF16_7B_BYTES = 13.5e9  # issue 23's figure for a Llama-2-7B in bf16 (6.74e9 parameters x 2 bytes)
 
 
 def build(work: Path, shape: str, seed: int) -> tuple[Path, Path]:
@@ -249,6 +259,57 @@ def at_budgets(model_dir: Path, adapter_dir: Path, prompts: list[str], new_token
     return rows
 
 
+def bandwidth_of(card: str, override: float | None = None) -> float | None:
+    """The card's peak memory bandwidth in bytes/s (``override`` in TB/s first), or None when unknown."""
+    if override:
+        return override * 1e12
+    hits = [tbs for name, tbs in BANDWIDTH_TBS.items() if name in card]
+    return hits[0] * 1e12 if hits else None
+
+
+def decode_steps(row: dict, prompts: int, new_tokens: int) -> float | None:
+    """Decode steps per second of one setup's result: generate calls x new tokens / seconds (prefill included)."""
+    if not row.get("batch") or not row.get("seconds"):
+        return None
+    calls = -(-prompts // row["batch"])
+    return calls * new_tokens / row["seconds"]
+
+
+def budget_table(reports: list[dict], bandwidth_tbs: float | None = None) -> str:
+    """A markdown table of ``--budgets`` results: per budget, the best stock setup and ours, the ratio, and each
+    side's decode steps/s as a share of the card's weight-read bound (an estimate; see the module's docstring)."""
+    head = ("| budget | stock: setup | stock tok/s | stock peak GiB | ours: setup | ours tok/s | ours peak GiB "
+            "| ours ÷ stock | stock steps/s (share of bound) | ours steps/s (share of bound) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for rep in reports:
+        bw = bandwidth_of(rep.get("card", ""), bandwidth_tbs)
+        bound = bw / rep.get("bf16_weight_bytes", BF16_7B_BYTES) if bw else None
+
+        def steps(row: dict) -> str:
+            s = decode_steps(row, rep["prompts"], rep["new_tokens"])
+            if s is None:
+                return "-"
+            return f"{s:.1f} ({s / bound:.0%})" if bound else f"{s:.1f} (card unknown)"
+
+        for b in rep["budgets"]:
+            st, ou = b["stock"], b["ours"]
+            best = st.get(st.get("best") or "", {})
+            if best:
+                stock_cells = (f"{st['precision']}, batch {st['batch']}, {st['best']} cache",
+                               f"{best['tokens_per_second']:,.1f}", f"{best['peak_gib']}")
+                best = {**best, "batch": st["batch"]}
+            else:
+                stock_cells = (st.get("error", "nothing fits"), "-", "-")
+            ratio = f"{b['ratio_vs_best_stock']:.2f}×" if b.get("ratio_vs_best_stock") else "-"
+            lines.append(f"| {b['budget_gib']:g} GiB | " + " | ".join(stock_cells) +
+                         f" | {ou['precision']}, batch {ou['batch']} | {ou['tokens_per_second']:,.1f} | "
+                         f"{ou['peak_gib']} | {ratio} | {steps(best) if best else '-'} | {steps(ou)} |")
+    card = {r.get("card") for r in reports}
+    lines.append(f"\nCard: {', '.join(sorted(c for c in card if c))}; bound = bandwidth / bf16 weight bytes "
+                 "(an estimate of the ceiling, not a measurement).")
+    return "\n".join(lines)
+
+
 def _figures(outs: list[str], seconds: float) -> dict:
     tokens = sum(len(o.split()) for o in outs)
     return {"prompts": len(outs), "tokens": tokens, "seconds": round(seconds, 2),
@@ -376,11 +437,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", type=int, default=16, help="prompts compared with the batch-1 reference")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the markdown table of these "
+                    "--budgets result files (no GPU needed)")
+    ap.add_argument("--bandwidth-tbs", type=float, help="the card's memory bandwidth in TB/s, for the decode bound")
     ap.add_argument("--budgets", default="", help="comma-separated GPU memory budgets in GiB (e.g. 8,24,70): instead "
                     "of the batch-16 comparison, the best stock setup against ours at each budget (equal memory)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("audited_ft.eval.model").setLevel(logging.DEBUG)
+    if args.table:
+        print(budget_table([json.loads(f.read_text()) for f in args.table], args.bandwidth_tbs))
+        return 0
     if not torch.cuda.is_available():
         log.error("needs a CUDA GPU")
         return 2
@@ -391,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                           [float(b) for b in args.budgets.split(",")])
         report = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "shape": args.shape,
                   "prompts": len(prompts), "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
+                  "bf16_weight_bytes": sum(f.stat().st_size for f in model_dir.glob("*.safetensors")),
                   "budgets": rows}
         print(json.dumps(report, indent=2))
         if args.out:

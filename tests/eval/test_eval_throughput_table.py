@@ -1,0 +1,63 @@
+"""benchmarks/eval_throughput.py's equal-memory table: the decode steps it counts, the card's bandwidth bound and the
+share it prints (the figures RESULTS.md quotes come from this arithmetic)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("eval_throughput", REPO / "benchmarks/eval_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def report(stock_best: str | None, ratio: float | None) -> dict:
+    stock = {"precision": "bf16 merged", "batch": 64, "best": stock_best,
+             "static": {"tokens_per_second": 9000.0, "peak_gib": 20.1, "seconds": 1.8},
+             "dynamic": {"tokens_per_second": 3000.0, "peak_gib": 20.0, "seconds": 5.4}}
+    if stock_best is None:
+        stock = {"error": "no batch of 8 fits the budget"}
+    return {"card": "NVIDIA H200", "prompts": 256, "prompt_tokens": 128, "new_tokens": 64,
+            "bf16_weight_bytes": 12e9,
+            "budgets": [{"budget_gib": 24, "stock": stock, "ratio_vs_best_stock": ratio,
+                         "ours": {"precision": "bf16", "batch": 100, "tokens_per_second": 2500.0, "peak_gib": 21.0,
+                                  "seconds": 6.4}}]}
+
+
+def test_decode_steps_count_every_generate_call(bench):
+    # 256 prompts in batches of 100: 3 calls of 64 steps each in 6.4 s
+    assert bench.decode_steps({"batch": 100, "seconds": 6.4}, 256, 64) == pytest.approx(3 * 64 / 6.4)
+    assert bench.decode_steps({"batch": 0, "seconds": 6.4}, 256, 64) is None
+
+
+def test_bandwidth_is_looked_up_by_card_name_or_given(bench):
+    assert bench.bandwidth_of("NVIDIA H200") == 4.8e12
+    assert bench.bandwidth_of("NVIDIA H100 80GB HBM3") == 3.35e12
+    assert bench.bandwidth_of("NVIDIA L4") is None
+    assert bench.bandwidth_of("NVIDIA L4", 0.3) == 0.3e12
+
+
+def test_the_table_shows_each_sides_share_of_the_weight_read_bound(bench):
+    text = bench.budget_table([report("static", 0.28)])
+    row = next(line for line in text.splitlines() if line.startswith("| 24 GiB"))
+    bound = 4.8e12 / 12e9  # 400 steps/s
+    stock_steps, ours_steps = 4 * 64 / 1.8, 3 * 64 / 6.4  # batch 64: 4 calls; batch 100: 3 calls
+    assert f"{stock_steps:.1f} ({stock_steps / bound:.0%})" in row
+    assert f"{ours_steps:.1f} ({ours_steps / bound:.0%})" in row
+    assert "static cache" in row and "0.28×" in row and "9,000.0" in row
+
+
+def test_a_budget_nothing_stock_fits_says_so_without_a_ratio(bench):
+    text = bench.budget_table([report(None, None)], bandwidth_tbs=3.35)
+    row = next(line for line in text.splitlines() if line.startswith("| 24 GiB"))
+    assert "no batch of 8 fits the budget" in row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[7] == "-" and cells[8] == "-"  # no ratio, no stock steps
