@@ -19,7 +19,7 @@
 # Device time each part needs, seen on an H200 on 2026-12-07 (from the times the results appeared): train24 ~700 s
 # (with writing the model once), train8 ~450 s, eval8's stock side ~150 s; ESTIMATES from those step times:
 # profile24 ~230 s, levers24 ~450 s, levers8 ~350 s, each eval part 150-300 s; plus the machine's start. A failed
-# start costs ~90 s of the session's device time. Next, in one session: start levers24 eval24 levers8 eval8 eval70.
+# start costs ~90 s of the session's device time. Next, in one session: start eval24 levers24 eval8 eval70 levers8.
 set -uo pipefail
 RES=/tmp/issue23
 case "${1:-}" in
@@ -55,7 +55,9 @@ train() {  # budget, then specs
   python3 benchmarks/train_throughput.py --table "$RES"/train_${budget}gib/*/train_throughput.json \
     | tee "$RES/train_${budget}gib/table.txt"
 }
-evalb() { python3 benchmarks/eval_throughput.py --budgets "$1" --prompts 256 --out "$RES/eval_${1}gib.json"; }
+# ours once per eval.kv_cache setting; at 8 GiB (the 4-bit base) without "compiled" (bitsandbytes' layers)
+evalb() { python3 benchmarks/eval_throughput.py --budgets "$1" --prompts 256 --out "$RES/eval_${1}gib.json" \
+  --ours-caches "$([ "$1" = 8 ] && echo dynamic,static || echo dynamic,static,compiled)"; }
 for part in $@; do
   case $part in
     train24) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512 ;;

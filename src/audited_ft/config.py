@@ -290,6 +290,12 @@ class EvalConfig(_Strict):
         "or to compare speed at equal memory. The base is dequantised (dequantize_base) only when its dequantised "
         "weights leave a quarter of the budget free, and gpu_batch_size auto sizes batches to what is left of the "
         "budget instead of the card's free memory. None: the whole card."))
+    kv_cache: Literal["dynamic", "static", "compiled"] = Field("dynamic", description=(
+        "The KV cache of generation. dynamic: Hugging Face's default, grown by concatenation every step. static: "
+        "allocated once per batch at prompt + max_new_tokens (no copy per step). compiled: static, and on CUDA the "
+        "decoding step compiled by torch.compile with CUDA graphs (Hugging Face's automatic compilation of a static "
+        "cache; every new batch shape compiles again, which costs time on short evaluations). The same model and "
+        "weights either way; greedy answers can differ by rounding, as between batch sizes."))
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description=(
         "Confidence level of every interval; 1 − confidence is the α of every test and of the power figures."))

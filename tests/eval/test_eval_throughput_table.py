@@ -61,3 +61,18 @@ def test_a_budget_nothing_stock_fits_says_so_without_a_ratio(bench):
     assert "no batch of 8 fits the budget" in row
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[7] == "-" and cells[8] == "-"  # no ratio, no stock steps
+
+
+def test_each_kv_cache_setting_of_ours_gets_its_own_row_and_ratio(bench):
+    rep = report("static", 0.5)
+    first = rep["budgets"][0]["ours"]
+    rep["budgets"][0]["ours_by_kv_cache"] = {
+        "dynamic": {**first, "kv_cache": "dynamic", "ratio_vs_best_stock": 0.28},
+        "compiled": {**first, "kv_cache": "compiled", "tokens_per_second": 4500.0, "warmup_seconds": 61.2,
+                     "ratio_vs_best_stock": 0.5},
+        "static": {"error": "out of memory"}}
+    rows = [line for line in bench.budget_table([rep]).splitlines() if line.startswith("| 24 GiB")]
+    assert len(rows) == 3
+    assert "dynamic cache" in rows[0] and "0.28×" in rows[0]
+    assert "compiled cache (warm-up pass 61.2 s)" in rows[1] and "0.50×" in rows[1] and "4,500.0" in rows[1]
+    assert "out of memory" in rows[2]

@@ -209,3 +209,22 @@ def test_memory_budget_caps_auto_batches_and_the_dequantised_base(mut, monkeypat
     assert ("dequantisation", f"not done: {why}") in evaluation_rows({"precision": "x", "dequantize_check": check})
     monkeypatch.setattr(mut.cfg.eval, "memory_budget_gib", None)
     assert g.dequantised_too_big(base, mut.cfg, 100 * gib) is None
+
+
+@pytest.mark.parametrize("setting", ["static", "compiled"])
+def test_a_static_kv_cache_gives_the_dynamic_caches_answers(mut, setting):
+    prompts = ["Hello , I need", "#Person1# : Hello , I need a table for two , case 3 .", "Of course", "a"]
+    expected = {v: mut.generate(prompts, v, max_new_tokens=8) for v in ("base", "adapter")}
+    mixed = mut.generate_mixed(prompts, ["base", "adapter", "adapter", "base"], max_new_tokens=8)
+    sampled = mut.sample(prompts, "adapter", max_new_tokens=5, num_samples=2, seed=3)
+    mut.cfg.eval.kv_cache = setting
+    try:
+        assert mut.cache_args()["cache_implementation"] == "static"
+        assert mut.cache_args().get("disable_compile") is (True if setting == "static" else None)
+        for variant in ("base", "adapter"):  # float32 on the CPU: the same answers (a different cache, same math)
+            assert mut.generate(prompts, variant, max_new_tokens=8) == expected[variant]
+        assert mut.generate_mixed(prompts, ["base", "adapter", "adapter", "base"], max_new_tokens=8) == mixed
+        assert mut.sample(prompts, "adapter", max_new_tokens=5, num_samples=2, seed=3) == sampled
+    finally:
+        mut.cfg.eval.kv_cache = "dynamic"
+    assert mut.cache_args() == {}

@@ -208,7 +208,7 @@ class ModelUnderTest:
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                           pad_token_id=self.tokenizer.pad_token_id,
-                                          adapter_names=[names[i] for i in idx])
+                                          adapter_names=[names[i] for i in idx], **self.cache_args())
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for i, t in zip(idx, texts):
                     out[i] = t.strip()
@@ -391,7 +391,7 @@ class ModelUnderTest:
                 torch.manual_seed(seed + done[k])
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True,
                                           temperature=temperature, top_p=top_p, num_return_sequences=num_samples,
-                                          pad_token_id=self.tokenizer.pad_token_id)
+                                          pad_token_id=self.tokenizer.pad_token_id, **self.cache_args())
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for r, i in enumerate(idx):
                     out[i] = [t.strip() for t in texts[r * num_samples:(r + 1) * num_samples]]
@@ -466,11 +466,19 @@ class ModelUnderTest:
                 enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                                      add_special_tokens=False).to(self.model.device)
                 gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id)
+                                          pad_token_id=self.tokenizer.pad_token_id, **self.cache_args())
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for i, t in zip(idx, texts):
                     out[i] = t.strip()
         return _in_order(out, len(prompts))
+
+    def cache_args(self) -> dict:
+        """``generate`` arguments of ``eval.kv_cache``: none for the dynamic cache; a static cache with Hugging Face's
+        automatic compilation switched off ("static") or left on ("compiled"; it compiles on CUDA only)."""
+        setting = self.cfg.eval.kv_cache
+        if setting == "dynamic":
+            return {}
+        return {"cache_implementation": "static", **({"disable_compile": True} if setting == "static" else {})}
 
     def _mine(self, batches: list, what: str, inputs) -> list[int]:
         """The indices of ``batches`` this process computes (all of them in one process); see
