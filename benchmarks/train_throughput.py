@@ -225,6 +225,8 @@ class StepProfiler:
         for e in self.prof.key_averages():
             if getattr(e, "device_type", None) != torch.autograd.DeviceType.CUDA:
                 continue
+            if getattr(e, "is_user_annotation", False):  # a range over kernels (Optimizer.step#…), not a kernel:
+                continue  # counting it counted its kernels twice (torch's own device totals skip these too)
             us = getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
             kernels[e.key] = kernels.get(e.key, 0) + us
         busy = sum(kernels.values()) / 1e6
