@@ -94,6 +94,7 @@ def test_packing_counts_the_same_tokens_as_padding_and_records_its_settings(tiny
     speed = packed["speed"]
     assert speed["packing"] is True and speed["pack_length"] == 256 and speed["mode"] == "single"
     assert speed["kernels"] == "none (CPU)" and speed["memory_budget_note"].startswith("ignored")
+    assert speed["lm_head"] == "labelled positions only"
     assert speed["micro_batch"] == 4 and speed["measured_tokens_per_second"] == packed["tokens_per_second"]
     assert padded["speed"]["packing"] is False
     assert json.loads((tmp_path / "packed/train/speed.json").read_text())["train_rows"] == speed["train_rows"]
@@ -212,3 +213,55 @@ def test_unquantised_weights_train_in_the_chosen_dtype(tiny_cfg, tmp_path, choic
     loss.backward()  # through the checkpointed 4-bit layers, to every layer's LoRA B (A's gradient is 0 while B is 0)
     grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
     assert grads and all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_the_cpu_lm_head_scores_only_labelled_positions_with_the_same_loss_and_gradients(tmp_path, monkeypatch):
+    """TRL's fused LM head scores every position off Triton; score_labelled_positions_only makes it project only the
+    labelled ones on the CPU. Checked on a tiny Llama with completion-only labels and padding: the head sees only the
+    labelled rows, and the loss, the per-token outputs and every gradient are those of TRL's full-width path. Fails
+    too when a TRL upgrade moves the binding the switch replaces."""
+    import torch
+    import trl.trainer.utils as trl_utils
+    from transformers import AutoModelForCausalLM
+    from trl.kernels import chunked_logprob
+
+    from audited_ft.train.speed import score_labelled_positions_only
+
+    # TRL's own choice on this device (the kernel module's binding, which the switch leaves alone); restored afterwards
+    monkeypatch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)
+    rows_projected = []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting_apply(hidden, *args):
+        rows_projected.append(hidden.shape[0])
+        return apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
+    folder = build_tiny_llama(tmp_path / "m", ["a b c d e f g h i j k l m n o p q r s t u v w x y z"])
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    torch.manual_seed(0)
+    ids = torch.randint(4, 30, (3, 16))
+    mask = torch.ones_like(ids)
+    mask[1, 11:] = 0
+    mask[2, 6:] = 0
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :4] = -100  # the prompt: no loss
+    labelled = int((labels[:, 1:] != -100).sum())
+
+    def step():
+        model.zero_grad()
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    full, full_grads = step()
+    assert score_labelled_positions_only() and score_labelled_positions_only()  # idempotent
+    compact, compact_grads = step()
+    assert rows_projected == [ids.shape[0] * (ids.shape[1] - 1), labelled]
+    torch.testing.assert_close(compact.loss, full.loss)
+    for field in ("log_probs", "entropy", "is_top1"):
+        torch.testing.assert_close(getattr(compact, field), getattr(full, field))
+    assert full_grads.keys() == compact_grads.keys() and "lm_head.weight" in full_grads
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(compact_grads[name], grad, msg=name)

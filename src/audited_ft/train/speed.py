@@ -100,6 +100,39 @@ def apply_kernels(model, choice: str, device: str) -> str:
     return "liger (fused RMSNorm, RoPE, SwiGLU)"
 
 
+def score_labelled_positions_only() -> bool:
+    """Make TRL's fused LM head project only the positions that carry a label on the CPU too; return whether it
+    applies (False when the installed TRL is laid out differently: then nothing is changed and training is slower).
+
+    TRL (1.16) patches the model with a chunked LM head (``trl.trainer.utils.add_fused_lm_head``). On Triton devices
+    it scores the labelled positions only; everywhere else it scores every position, prompt and padding included, so
+    that the tile shapes stay fixed for ahead-of-time compilers (its comment names Neuron). Eager CPU training
+    compiles nothing, and with completion-only loss most positions are prompt: on the default run the full-width
+    head's torch tiles (full-vocabulary exp, entropy and gradient per position) were about half of the training step
+    (cProfile, RESULTS.md "CPU training step"). The same torch tiles run either way on the CPU, over fewer rows, so
+    the loss and its gradients are unchanged (tests/train/test_speed.py checks both).
+
+    This replaces TRL's private ``_use_triton`` binding in ``trl.trainer.utils`` (used there only for that choice;
+    the kernel module keeps its own, so the CPU still gets the torch tiles). There is no public switch for it;
+    a test fails when a TRL upgrade moves the name, so it is noticed rather than silently lost."""
+    try:
+        import trl.trainer.utils as trl_utils
+    except ImportError:
+        return False
+    current = getattr(trl_utils, "_use_triton", None)
+    if current is None:
+        return False
+    if getattr(current, "_aft_cpu_compact", False):
+        return True
+
+    def use_compact_path(device) -> bool:
+        return device.type == "cpu" or current(device)
+
+    use_compact_path._aft_cpu_compact = True
+    trl_utils._use_triton = use_compact_path
+    return True
+
+
 # ------------------------------------------------------------------------------------------------ memory budget
 def optimizer_state_bytes(model, optim: str) -> int:
     """Bytes of optimizer state for the trainable parameters: two 8-bit moments for the 8-bit Adam variants, two

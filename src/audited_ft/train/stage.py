@@ -439,7 +439,7 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
     from trl import SFTTrainer
 
     from audited_ft.models import compute_dtype, load_base_model, load_tokenizer, pick_device, resolve_model
-    from audited_ft.train.speed import apply_kernels, set_checkpointing
+    from audited_ft.train.speed import apply_kernels, score_labelled_positions_only, set_checkpointing
 
     device = pick_device(cfg.train.device)
     dtype = compute_dtype(cfg.quantization.compute_dtype, device)
@@ -450,6 +450,9 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
     args = _sft_config(cfg, folder, device, dtype)
     gc_on = getattr(args, _checkpointing_key(type(args)))
     kernels = apply_kernels(model, cfg.train.kernels, device)
+    # TRL's chunked LM head: which positions it projects through the vocabulary (speed.score_labelled_positions_only)
+    lm_head = ("labelled positions only" if device == "cuda" or (device == "cpu" and score_labelled_positions_only())
+               else "every position (TRL's default off Triton)")
     if cfg.quantization.load_in_4bit and not distributed.fsdp_enabled() and cfg.train.unquantised_dtype == "float32":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc_on,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -480,11 +483,12 @@ def build_trainer(cfg: Config, folder, train_ds, eval_ds, callbacks=(), resume: 
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
     trainer._aft_lora_names = lora_file_names(trainer.model)  # before FSDP flattens the parameters
-    speed = _speed_settings(cfg, folder, trainer, device, kernels, gc_on, resume=resume)
+    speed = _speed_settings(cfg, folder, trainer, device, kernels, gc_on, resume=resume, lm_head=lm_head)
     return trainer, speed
 
 
-def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_on: bool, resume: bool) -> dict:
+def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_on: bool, resume: bool,
+                    lm_head: str) -> dict:
     """Settle the throughput settings before training and return them for the summary: packing (and its collator),
     kernels, and with a memory budget on CUDA the calibrated micro-batch and checkpointing. Written to
     train/speed.json; a resumed run reuses that file's micro-batch and checkpointing, so it continues on the same
@@ -498,7 +502,7 @@ def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_
     if packing:
         trainer.data_collator = PackedRowsCollator(trainer.processing_class.pad_token_id)
     speed = {"mode": distributed.mode(), "world_size": distributed.world_size(), "packing": packing,
-             "pack_length": t.max_length if packing else None, "kernels": kernels,
+             "pack_length": t.max_length if packing else None, "kernels": kernels, "lm_head": lm_head,
              "micro_batch": t.batch_size, "gradient_checkpointing": bool(gc_on), "memory_budget_gib": t.memory_budget_gib,
              "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim)), "train_rows": len(trainer.train_dataset),
              # the dtype the unquantised weights train in (train.unquantised_dtype): float32 where the recipe upcasts
