@@ -248,8 +248,13 @@ def at_budgets(model_dir: Path, adapter_dir: Path, prompts: list[str], new_token
         mut = ModelUnderTest(cfg, adapter_dir)
         best = st.get(st.get("best") or "", {})
         by_cache = {}
-        for cache in caches:
+        for setting in caches:
+            cache, _, lora = setting.partition("+")  # "compiled+merged": eval.kv_cache compiled, eval.merge_adapter
             mut.cfg.eval.kv_cache = cache
+            mut.merge_adapter = lora == "merged"
+            if mut.merge_adapter and "4-bit base" in mut.precision:
+                by_cache[setting] = {"error": "eval.merge_adapter does not apply to a 4-bit base"}
+                continue
             torch.cuda.reset_peak_memory_stats()
             try:
                 start = time.perf_counter()
@@ -260,20 +265,23 @@ def at_budgets(model_dir: Path, adapter_dir: Path, prompts: list[str], new_token
                 outs = mut.generate(prompts, "adapter", new_tokens)
                 torch.cuda.synchronize()
             except Exception as exc:  # out of memory, or a compilation that fails: the other settings still run
-                by_cache[cache] = {"error": "out of memory" if isinstance(exc, torch.OutOfMemoryError)
-                                   else f"{type(exc).__name__}: {str(exc)[:300]}"}
-                log.exception("budget %s GiB, ours (%s) failed", budget, cache)
+                by_cache[setting] = {"error": "out of memory" if isinstance(exc, torch.OutOfMemoryError)
+                                     else f"{type(exc).__name__}: {str(exc)[:300]}"}
+                log.exception("budget %s GiB, ours (%s) failed", budget, setting)
                 gc.collect()
                 torch.cuda.empty_cache()
                 continue
             ou = _figures(outs, time.perf_counter() - start)
-            ou.update(precision=mut.precision, kv_cache=cache, warmup_seconds=round(warm, 2),
+            precision = (mut.precision.replace("LoRA unmerged", "LoRA merged per adapter") if mut.merge_adapter
+                         else mut.precision)
+            ou.update(precision=precision, kv_cache=cache, lora="merged" if mut.merge_adapter else "unmerged",
+                      warmup_seconds=round(warm, 2),
                       peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
                       batch=mut.batch_for(len(prompts[0].split()) + new_tokens))
             ou["ratio_vs_best_stock"] = (round(ou["tokens_per_second"] / best["tokens_per_second"], 2)
                                          if best and ou["peak_gib"] <= budget else None)
-            log.info("budget %s GiB, ours (%s): %s", budget, cache, ou)
-            by_cache[cache] = ou
+            log.info("budget %s GiB, ours (%s): %s", budget, setting, ou)
+            by_cache[setting] = ou
         del mut
         gc.collect()
         torch.cuda.empty_cache()
@@ -473,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the markdown table of these "
                     "--budgets result files (no GPU needed)")
     ap.add_argument("--ours-caches", default="dynamic", help="with --budgets: ours once per eval.kv_cache setting, "
-                    "comma-separated (dynamic,static,compiled)")
+                    "comma-separated (dynamic,static,compiled; SETTING+merged: with eval.merge_adapter too)")
     ap.add_argument("--bandwidth-tbs", type=float, help="the card's memory bandwidth in TB/s, for the decode bound")
     ap.add_argument("--budgets", default="", help="comma-separated GPU memory budgets in GiB (e.g. 8,24,70): instead "
                     "of the batch-16 comparison, the best stock setup against ours at each budget (equal memory)")

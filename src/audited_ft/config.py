@@ -296,6 +296,13 @@ class EvalConfig(_Strict):
         "decoding step compiled by torch.compile with CUDA graphs (Hugging Face's automatic compilation of a static "
         "cache; every new batch shape compiles again, which costs time on short evaluations). The same model and "
         "weights either way; greedy answers can differ by rounding, as between batch sizes."))
+    merge_adapter: bool = Field(False, description=(
+        "Generate and score one adapter at a time with its LoRA weights added into the base's weights (as PEFT's "
+        "merge_and_unload does for deployment) instead of running the LoRA branch beside every layer: fewer kernels "
+        "per token, which is what the best stock setup does (benchmarks/RESULTS.md, issue 23). Applies where the "
+        "base is not 4-bit (dequantize_base, or an unquantised base); the base's own weights are copied to host "
+        "memory once and restored exactly after each adapter's calls, so base answers are unchanged. Batches that "
+        "mix base and adapter rows (generate_mixed) keep the LoRA branch. Greedy answers can differ by rounding."))
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description=(
         "Confidence level of every interval; 1 − confidence is the α of every test and of the power figures."))

@@ -228,3 +228,67 @@ def test_a_static_kv_cache_gives_the_dynamic_caches_answers(mut, setting):
     finally:
         mut.cfg.eval.kv_cache = "dynamic"
     assert mut.cache_args() == {}
+
+
+def test_a_merged_adapter_gives_the_unmerged_answers_and_restores_the_base_exactly(mut, monkeypatch):
+    """eval.merge_adapter on the dequantised tiny base (float32, CPU): the adapter's greedy answers, samples and scores
+    are those of the LoRA branch (within float32 rounding for scores); while merged, the LoRA branch is off and the
+    wrapped weights hold the product; afterwards every base weight is its old value bit for bit, so base answers
+    and scores are unchanged."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    from audited_ft.eval.model import _has_4bit_layers
+
+    assert not _has_4bit_layers(mut.model)  # the fixture's base is dequantised: merging applies
+    prompts = ["Hello , I need", "#Person1# : Hello , I need a table for two , case 3 .", "Of course", "a"]
+    contexts, conts = ["", "Hello , I need"], ["a taxi to the station", "a table"]
+    expected = {v: mut.generate(prompts, v, max_new_tokens=8) for v in ("base", "adapter")}
+    scores = {v: mut.score(contexts, conts, v) for v in ("base", "adapter")}
+    sampled = mut.sample(prompts, "adapter", max_new_tokens=5, num_samples=2, seed=3)
+    before = {n: p.detach().clone() for n, p in mut.model.named_parameters() if "lora_" not in n}
+    layers = [m for m in mut.model.modules() if isinstance(m, LoraLayer)]
+    seen = {}
+
+    monkeypatch.setattr(mut, "merge_adapter", True)
+    monkeypatch.setattr(mut, "_base_weights", None)
+    real_generate = mut.model.generate
+
+    def spying_generate(*args, **kwargs):  # the state the model is in while it generates the adapter's answers
+        layer = layers[0]
+        seen["lora_off"] = bool(layer.disable_adapters)
+        seen["weight_moved"] = not torch.equal(layer.get_base_layer().weight, before[_param_name(mut, layer)])
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(mut.model, "generate", spying_generate)
+    assert mut.generate(prompts, "adapter", max_new_tokens=8) == expected["adapter"]
+    assert seen == {"lora_off": True, "weight_moved": True}
+    assert mut.sample(prompts, "adapter", max_new_tokens=5, num_samples=2, seed=3) == sampled
+    for (lp, n), (lp0, n0) in zip(mut.score(contexts, conts, "adapter"), scores["adapter"]):
+        assert n == n0 and lp == pytest.approx(lp0, abs=1e-4)
+    after = {n: p.detach() for n, p in mut.model.named_parameters() if "lora_" not in n}
+    assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
+    assert not layers[0].disable_adapters  # the LoRA branch is back on for mixed batches
+    assert mut.generate(prompts, "base", max_new_tokens=8) == expected["base"]
+    assert mut.score(contexts, conts, "base") == scores["base"]
+
+
+def _param_name(mut, layer) -> str:
+    weight = layer.get_base_layer().weight
+    return next(n for n, p in mut.model.named_parameters() if p is weight)
+
+
+def test_merging_is_refused_on_a_4bit_base_and_named_in_the_precision():
+    import bitsandbytes as bnb
+    import torch
+
+    from audited_ft.config import validate_config
+    from audited_ft.eval.model import _has_4bit_layers, _precision
+
+    assert _has_4bit_layers(torch.nn.Sequential(torch.nn.Linear(8, 8), bnb.nn.Linear4bit(8, 8)))
+    assert not _has_4bit_layers(torch.nn.Sequential(torch.nn.Linear(8, 8)))
+
+    cfg = validate_config({"model": {"name_or_path": "m"}, "data": {"source": "d.jsonl"},
+                           "eval": {"merge_adapter": True}})
+    assert "LoRA merged into the weights" in _precision(cfg, {"passed": True}, merged=True)
+    assert _precision(cfg, {"passed": True}).endswith("LoRA unmerged")

@@ -107,7 +107,11 @@ class ModelUnderTest:
                 log.info("eval: the 4-bit base is kept: %s", too_big)
             else:
                 base = self._dequantized(base, resolved)
-        self.precision = _precision(cfg, self.dequantize_check)
+        self.merge_adapter = cfg.eval.merge_adapter and not _has_4bit_layers(base)
+        if cfg.eval.merge_adapter and not self.merge_adapter:
+            log.info("eval: eval.merge_adapter does not apply: the base is 4-bit (its LoRA branch stays unmerged)")
+        self._base_weights: dict | None = None  # host copies of the LoRA-wrapped layers' weights, taken at 1st merge
+        self.precision = _precision(cfg, self.dequantize_check, merged=self.merge_adapter)
         extra = dict(extra_adapters or {})  # names checked by audited_ft.eval.stage.check_extra_adapters
         # On a GPU the adapter stays in the dtype it was trained and saved in (TRL trains QLoRA adapters in bf16):
         # PEFT would otherwise upcast it to float32, which makes every LoRA product a float32 matmul on bf16 inputs.
@@ -172,8 +176,42 @@ class ModelUnderTest:
             return self._reference_swapped()
         if variant not in self.variants:
             raise ValueError(f"unknown variant {variant!r} (have {', '.join(self.variants)})")
-        self.model.set_adapter("default" if variant == "adapter" else variant)
-        return contextlib.nullcontext()
+        name = "default" if variant == "adapter" else variant
+        self.model.set_adapter(name)
+        return self._merged(name) if self.merge_adapter else contextlib.nullcontext()
+
+    def _merged(self, name: str):
+        """A context in which adapter ``name``'s LoRA product is added into the weights it wraps and the LoRA branch
+        is off; on exit every such weight gets its host copy back, bit for bit (PEFT's ``unmerge_adapter``
+        subtracts the product again, which leaves rounding in the base's weights). Written here rather than with
+        PEFT's merge/unmerge for that exact restore; each layer's product is PEFT's own ``get_delta_weight``."""
+        import contextlib
+
+        from peft.tuners.lora import LoraLayer
+
+        torch = self._torch
+        layers = [(path, m) for path, m in self.model.named_modules()
+                  if isinstance(m, LoraLayer) and name in getattr(m, "lora_A", {})]
+        if self._base_weights is None:
+            self._base_weights = {path: m.get_base_layer().weight.detach().to("cpu", copy=True)
+                                  for path, m in self.model.named_modules() if isinstance(m, LoraLayer)}
+
+        @contextlib.contextmanager
+        def merged():
+            try:
+                with torch.no_grad():
+                    for _, m in layers:
+                        weight = m.get_base_layer().weight
+                        delta = m.get_delta_weight(name)
+                        weight.copy_((weight.float() + delta.float()).to(weight.dtype))
+                with self.model.disable_adapter():
+                    yield
+            finally:
+                with torch.no_grad():
+                    for path, m in layers:
+                        m.get_base_layer().weight.copy_(self._base_weights[path])
+
+        return merged()
 
     def _reference_swapped(self):
         """A context in which ``self.model`` is the full-precision base (every method reads ``self.model``)."""
@@ -574,13 +612,19 @@ def reference_memory(path: str, dtype, device: str) -> tuple[int | None, int | N
     return need, free
 
 
-def _precision(cfg: Config, check: dict | None = None) -> str:
+def _has_4bit_layers(model) -> bool:
+    """Whether any linear layer of ``model`` holds bitsandbytes 4-bit weights (merging into them would requantise)."""
+    return any(type(getattr(m, "weight", None)).__name__ == "Params4bit" for m in model.modules())
+
+
+def _precision(cfg: Config, check: dict | None = None, merged: bool = False) -> str:
     q = cfg.quantization
+    lora = "LoRA merged into the weights per adapter (eval.merge_adapter)" if merged else "LoRA unmerged"
     if not q.load_in_4bit:
-        return f"unquantised base, compute {q.compute_dtype}"
+        return f"unquantised base, compute {q.compute_dtype}" + (f", {lora}" if merged else "")
     how = f"{q.quant_type}{'+double_quant' if q.double_quant else ''}"
     if cfg.eval.dequantize_base and (check is None or check["passed"]):
-        return f"{how} base dequantised to the compute dtype for generation (same weight values), LoRA unmerged"
+        return f"{how} base dequantised to the compute dtype for generation (same weight values), {lora}"
     if cfg.eval.dequantize_base and check.get("reason"):
         return f"{how} 4-bit base, LoRA unmerged (not dequantised: {check['reason']})"
     if cfg.eval.dequantize_base:
