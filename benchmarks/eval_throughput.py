@@ -308,6 +308,42 @@ def decode_steps(row: dict, prompts: int, new_tokens: int) -> float | None:
     return calls * new_tokens / row["seconds"]
 
 
+def kv_bytes_per_token(shape: str) -> int:
+    """Bytes of bf16 key and value cache one token holds over every layer of ``shape``."""
+    s = SHAPES[shape]
+    return 2 * s["num_hidden_layers"] * s["num_key_value_heads"] * (s["hidden_size"] // s["num_attention_heads"]) * 2
+
+
+def nf4_weight_bytes(shape: str) -> float:
+    """Bytes of ``shape`` loaded as the harness loads it in 4-bit: NF4 linear weights (half a byte each, plus double
+    quantisation's 8-bit absmax per 64 weights and a float32 scale per 256 absmax), bf16 embeddings and head."""
+    s = SHAPES[shape]
+    h, i, n = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"]
+    linear = n * (2 * h * h + 2 * h * h * s["num_key_value_heads"] // s["num_attention_heads"] + 3 * h * i)
+    return linear * (0.5 + 1 / 64 + 4 / (64 * 256)) + 2 * VOCAB * h * 2
+
+
+def decode_ceiling(budget_gib: float, rep: dict, bandwidth: float) -> dict | None:
+    """The most generated tokens/s ANY engine could reach within ``budget_gib`` on this card for the report's prompt
+    and answer lengths: a roofline (Williams, Waterman & Patterson, CACM 2009) with memory traffic alone. Each decode
+    step reads every weight once and the whole key/value cache of the batch; the batch is the largest whose cache
+    for prompt + answer fits beside the weights (bf16 weights where they fit with one sequence, else NF4). Tokens/s =
+    batch x bandwidth / (weight bytes + batch x mean context x cache bytes per token). It leaves out the prefill,
+    activations, the logits and every kernel's inefficiency, so it is an upper bound, an ESTIMATE from arithmetic."""
+    kv = kv_bytes_per_token(rep.get("shape", "7b"))
+    seq = rep["prompt_tokens"] + rep["new_tokens"]
+    budget = budget_gib * 2**30
+    weights, precision = rep.get("bf16_weight_bytes", BF16_7B_BYTES), "bf16"
+    if weights + seq * kv > budget:
+        weights, precision = nf4_weight_bytes(rep.get("shape", "7b")), "NF4"
+    batch = int((budget - weights) // (seq * kv))
+    if batch < 1:
+        return None
+    context = rep["prompt_tokens"] + (rep["new_tokens"] + 1) / 2  # step i attends to prompt + i tokens, i = 1..new
+    return {"weights": precision, "batch": batch,
+            "tokens_per_second": batch * bandwidth / (weights + batch * context * kv)}
+
+
 def budget_table(reports: list[dict], bandwidth_tbs: float | None = None) -> str:
     """A markdown table of ``--budgets`` results: per budget, the best stock setup and ours, the ratio, and each
     side's decode steps/s as a share of the card's weight-read bound (an estimate; see the module's docstring)."""
@@ -348,6 +384,16 @@ def budget_table(reports: list[dict], bandwidth_tbs: float | None = None) -> str
     card = {r.get("card") for r in reports}
     lines.append(f"\nCard: {', '.join(sorted(c for c in card if c))}; bound = bandwidth / bf16 weight bytes "
                  "(an estimate of the ceiling, not a measurement).")
+    for rep in reports:  # what no engine could pass at this budget (``decode_ceiling``), against the best stock
+        bw = bandwidth_of(rep.get("card", ""), bandwidth_tbs)
+        for b in rep["budgets"]:
+            top = decode_ceiling(b["budget_gib"], rep, bw) if bw else None
+            st = b["stock"]
+            best = st.get(st.get("best") or "", {}).get("tokens_per_second")
+            if top:
+                versus = f" = {top['tokens_per_second'] / best:.1f}× the best stock measured" if best else ""
+                lines.append(f"Roofline ceiling at {b['budget_gib']:g} GiB (an estimate): {top['weights']} weights, "
+                             f"batch {top['batch']}, {top['tokens_per_second']:,.0f} tok/s{versus}.")
     return "\n".join(lines)
 
 

@@ -76,3 +76,29 @@ def test_each_kv_cache_setting_of_ours_gets_its_own_row_and_ratio(bench):
     assert "dynamic cache" in rows[0] and "0.28×" in rows[0]
     assert "compiled cache (warm-up pass 61.2 s)" in rows[1] and "0.50×" in rows[1] and "4,500.0" in rows[1]
     assert "out of memory" in rows[2]
+
+
+def test_the_roofline_ceiling_fills_the_budget_with_cache_and_reads_weights_and_cache_each_step(bench):
+    kv = 2 * 32 * 32 * 128 * 2  # Llama-2-7B: K and V, 32 layers, 32 heads of 128, bf16
+    assert bench.kv_bytes_per_token("7b") == kv
+    rep = {"shape": "7b", "prompt_tokens": 128, "new_tokens": 64, "bf16_weight_bytes": 13.5e9}
+    top = bench.decode_ceiling(24, rep, 3.35e12)
+    batch = int((24 * 2**30 - 13.5e9) // (192 * kv))
+    assert top["weights"] == "bf16" and top["batch"] == batch
+    assert top["tokens_per_second"] == pytest.approx(batch * 3.35e12 / (13.5e9 + batch * 160.5 * kv))
+    # one more sequence would not fit: the batch is the largest
+    assert 13.5e9 + (batch + 1) * 192 * kv > 24 * 2**30
+    # 8 GiB holds no bf16 7B: NF4 weights (about 3.9 GB with bf16 embeddings and head), a smaller read per step
+    small = bench.decode_ceiling(8, rep, 3.35e12)
+    assert small["weights"] == "NF4" and 3.7e9 < bench.nf4_weight_bytes("7b") < 4.0e9
+    assert small["batch"] == int((8 * 2**30 - bench.nf4_weight_bytes("7b")) // (192 * kv))
+    assert bench.decode_ceiling(3, rep, 3.35e12) is None  # not even the NF4 weights and one sequence fit
+
+
+def test_the_table_states_the_ceiling_against_the_best_stock(bench):
+    rep = report("static", 0.28)
+    rep.update(shape="7b", prompt_tokens=128)
+    line = next(x for x in bench.budget_table([rep]).splitlines() if x.startswith("Roofline ceiling at 24 GiB"))
+    top = bench.decode_ceiling(24, rep, 4.8e12)
+    assert f"batch {top['batch']}, {top['tokens_per_second']:,.0f} tok/s" in line
+    assert f"{top['tokens_per_second'] / 9000.0:.1f}× the best stock measured" in line and "estimate" in line
