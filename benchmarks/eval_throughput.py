@@ -143,11 +143,29 @@ def stock(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: in
     return result
 
 
+def largest_batch(fits, limit: int) -> int:
+    """The largest batch for which ``fits(batch)`` holds, up to ``limit``: 8, 16, 32 … 1024 until one does not fit,
+    then the gap halved in multiples of 8 (peak memory grows with the batch). 0 when 8 does not fit."""
+    batch, over = 0, None
+    for b in (8, 16, 32, 64, 128, 256, 512, 1024):
+        if b > limit:
+            break
+        if not fits(b):
+            over = b
+            break
+        batch = b
+    while batch and over and over - batch > 8:
+        mid = (batch + over) // 16 * 8
+        batch, over = (mid, over) if fits(mid) else (batch, mid)
+    return batch
+
+
 def stock_best(model_dir: Path, adapter_dir: Path, prompts: list[str], new_tokens: int, budget_gib: float) -> dict:
     """The best stock generation a demanding user would set up within ``budget_gib`` of GPU memory: the adapter
     merged into a bf16 base (``merge_and_unload``) where the bf16 weights leave a quarter of the budget, else the
     4-bit base with the adapter unmerged (PEFT cannot merge into 4-bit weights); HF ``generate``, greedy, at the
-    largest batch whose peak memory stays within the budget (tried on the longest prompts: 8, 16, 32 … 1024), with the
+    largest batch whose peak memory stays within the budget (tried on the longest prompts: 8, 16, 32 … 1024, then
+    bisected in multiples of 8 between the last that fitted and the first that did not), with the
     default dynamic KV cache and with ``cache_implementation="static"``; the faster of the two is the result."""
     import torch
     from peft import PeftModel
@@ -178,10 +196,9 @@ def stock_best(model_dir: Path, adapter_dir: Path, prompts: list[str], new_token
         return tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
     longest = sorted(prompts, key=len)[::-1]
-    tried, batch = {}, 0
-    for b in (8, 16, 32, 64, 128, 256, 512, 1024):
-        if b > len(prompts):
-            break
+    tried = {}
+
+    def fits(b: int) -> bool:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -189,12 +206,11 @@ def stock_best(model_dir: Path, adapter_dir: Path, prompts: list[str], new_token
             run(longest[:b], "dynamic")
         except torch.OutOfMemoryError:
             tried[b] = "out of memory"
-            break
-        peak = torch.cuda.max_memory_allocated()
-        tried[b] = round(peak / 2**30, 2)
-        if peak > budget:
-            break
-        batch = b
+            return False
+        tried[b] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        return tried[b] * 2**30 <= budget
+
+    batch = largest_batch(fits, len(prompts))
     out = {"precision": precision, "budget_gib": budget_gib, "batch_trials_peak_gib": tried, "batch": batch}
     if not batch:
         out["error"] = "no batch of 8 fits the budget"

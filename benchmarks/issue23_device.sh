@@ -15,13 +15,14 @@
 #       both sides, with the harness as it is; ~450 s and ~350 s, estimates); one device session may hold only some
 #       (trainN=SPEC,SPEC: those configurations at N GiB, e.g. train24=harness:budget=24,stock:B=40:group for a short
 #       session; profile24: 5 timed steps, for the profiles only; eval24m eval70m: generation with
-#       eval.merge_adapter, static+merged and compiled+merged, with static unmerged as the call's anchor)
+#       eval.merge_adapter, static+merged and compiled+merged, with dynamic and static unmerged as the call's
+#       anchors)
 #   bash benchmarks/issue23_device.sh wait S  # wait up to S seconds (default 560) and copy what exists to $OUT
 # Device time each part needs, seen on an H200 on 2026-12-07 (from the times the results appeared): train24 ~700 s
 # (with writing the model once), train8 ~450 s, eval8's stock side ~150 s; ESTIMATES from those step times:
 # profile24 ~230 s, levers24 ~450 s, levers8 ~350 s, each eval part 150-300 s; plus the machine's start. A failed
 # start costs ~90 s of the session's device time. eval24 ran on an H100 on 2026-12-07 (RESULTS.md). Next, in one
-# session: start eval24m eval8 levers24 eval70m levers8.
+# session: start eval8 eval70m eval24m levers24 levers8.
 set -uo pipefail
 RES=/tmp/issue23
 case "${1:-}" in
@@ -58,7 +59,7 @@ train() {  # budget, then specs
     | tee "$RES/train_${budget}gib/table.txt"
 }
 # ours once per eval.kv_cache setting; at 8 GiB (the 4-bit base) without "compiled" (bitsandbytes' layers)
-# (eval24m: with eval.merge_adapter, the unmerged static cache as this call's anchor)
+# (eval24m: with eval.merge_adapter, the unmerged dynamic and static caches as this call's anchors)
 evalb() { python3 benchmarks/eval_throughput.py --budgets "$1" --prompts 256 --out "$RES/eval_${1}gib${2:-}.json" \
   --ours-caches "${3:-$([ "$1" = 8 ] && echo dynamic,static || echo dynamic,static,compiled)}"; }
 for part in $@; do
@@ -73,7 +74,7 @@ for part in $@; do
     levers8) train 8 harness:budget=8 harness:budget=8:bf16norms trl+liger:B=10:L=512 stock+liger:B=8:group:bf16norms ;;
     train*=*) b=${part%%=*}; IFS=, read -ra specs <<< "${part#*=}"; train "${b#train}" "${specs[@]}" ;;  # trainN=spec,spec
     eval24|eval8|eval70) evalb "${part#eval}" ;;
-    eval24m|eval70m) b=${part#eval}; evalb "${b%m}" _merged static,static+merged,compiled+merged ;;
+    eval24m|eval70m) b=${part#eval}; evalb "${b%m}" _merged dynamic,static,static+merged,compiled+merged ;;
     *) echo "unknown part $part" ;;
   esac
 done

@@ -102,3 +102,18 @@ def test_the_table_states_the_ceiling_against_the_best_stock(bench):
     top = bench.decode_ceiling(24, rep, 4.8e12)
     assert f"batch {top['batch']}, {top['tokens_per_second']:,.0f} tok/s" in line
     assert f"{top['tokens_per_second'] / 9000.0:.1f}× the best stock measured" in line and "estimate" in line
+
+
+def test_the_stock_batch_is_the_largest_multiple_of_8_that_fits(bench):
+    for limit_memory in (8, 20, 96, 100, 127, 128, 700):
+        calls = []
+
+        def fits(b, cap=limit_memory):
+            calls.append(b)
+            return b <= cap
+        got = bench.largest_batch(fits, 1024)
+        assert got == limit_memory // 8 * 8, limit_memory
+        assert len(calls) <= 8 + 7  # the doublings, then at most log2(1024 / 8) halvings
+    assert bench.largest_batch(lambda b: False, 1024) == 0
+    assert bench.largest_batch(lambda b: True, 256) == 256  # every prompt in one batch: no larger batch is tried
+    assert bench.largest_batch(lambda b: b <= 96, 100) == 64  # 128 exceeds the prompts, so no bisection past 64
