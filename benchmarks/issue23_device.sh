@@ -12,7 +12,8 @@
 # Needs, carried: .dev/p_site.tar.xz (TRL, datasets, bitsandbytes: benchmarks/device_pack.sh) and liger-kernel's wheel.
 #   bash benchmarks/issue23_device.sh start [PART...]  # unpack, then run detached; returns at once. PARTs: train24
 #       eval24 train8 eval8 eval70 (default: all, in that order), levers24 levers8 (bf16 unquantised weights on
-#       both sides, with the harness as it is; ~450 s and ~350 s, estimates); one device session may hold only some
+#       both sides, with the harness as it is; ~450 s and ~350 s, estimates), compile24 compile8 (train.compile on
+#       both sides; ~550 s and ~400 s with the compilation, estimates); one device session may hold only some
 #       (trainN=SPEC,SPEC: those configurations at N GiB, e.g. train24=harness:budget=24,stock:B=40:group for a short
 #       session; profile24: 5 timed steps, for the profiles only; eval24m eval70m: generation with
 #       eval.merge_adapter, static+merged and compiled+merged, with dynamic and static unmerged as the call's
@@ -22,7 +23,7 @@
 # (with writing the model once), train8 ~450 s, eval8's stock side ~150 s; ESTIMATES from those step times:
 # profile24 ~230 s, levers24 ~450 s, levers8 ~350 s, each eval part 150-300 s; plus the machine's start. A failed
 # start costs ~90 s of the session's device time. eval24 ran on an H100 on 2026-12-07 (RESULTS.md). Next, in one
-# session: start eval8 eval70m eval24m levers24 levers8.
+# session: start eval70m eval8 compile24 eval24m levers24 compile8 levers8.
 set -uo pipefail
 RES=/tmp/issue23
 case "${1:-}" in
@@ -58,10 +59,11 @@ train() {  # budget, then specs
   python3 benchmarks/train_throughput.py --table "$RES"/train_${budget}gib/*/train_throughput.json \
     | tee "$RES/train_${budget}gib/table.txt"
 }
-# ours once per eval.kv_cache setting; at 8 GiB (the 4-bit base) without "compiled" (bitsandbytes' layers)
+# ours once per eval.kv_cache setting, "compiled" last: at 8 GiB (the 4-bit base) it traces bitsandbytes' layers,
+# untried on CUDA (dynamo traced them without a graph break in training on the CPU, 2026-12-08)
 # (eval24m: with eval.merge_adapter, the unmerged dynamic and static caches as this call's anchors)
 evalb() { python3 benchmarks/eval_throughput.py --budgets "$1" --prompts 256 --out "$RES/eval_${1}gib${2:-}.json" \
-  --ours-caches "${3:-$([ "$1" = 8 ] && echo dynamic,static || echo dynamic,static,compiled)}"; }
+  --ours-caches "${3:-dynamic,static,compiled}"; }
 for part in $@; do
   case $part in
     train24) train 24 harness:budget=24 stock:B=40:group stock+liger:B=48:group trl+liger:B=42:L=512 ;;
@@ -72,6 +74,10 @@ for part in $@; do
     levers24) train 24 harness:budget=24 harness:budget=24:bf16norms stock+liger:B=42:group \
       stock+liger:B=56:group:bf16norms ;;
     levers8) train 8 harness:budget=8 harness:budget=8:bf16norms trl+liger:B=10:L=512 stock+liger:B=8:group:bf16norms ;;
+    # train.compile=layers on both sides (regional compilation of the decoder layers), with and without the upcast
+    compile24) train 24 harness:budget=24 harness:budget=24:compile harness:budget=24:bf16norms:compile \
+      stock:B=40:group:compile stock+liger:B=42:group:compile ;;
+    compile8) train 8 harness:budget=8 harness:budget=8:compile trl+liger:B=8:L=512 stock+liger:B=8:group:compile ;;
     train*=*) b=${part%%=*}; IFS=, read -ra specs <<< "${part#*=}"; train "${b#train}" "${specs[@]}" ;;  # trainN=spec,spec
     eval24|eval8|eval70) evalb "${part#eval}" ;;
     eval24m|eval70m) b=${part#eval}; evalb "${b%m}" _merged dynamic,static,static+merged,compiled+merged ;;

@@ -30,6 +30,8 @@ Configurations (``--configs``, comma-separated; the model is loaded once per gro
   ...:bf16norms        (stock, harness) the embeddings, norms and output head stay bf16: no
                        prepare_model_for_kbit_training upcast to float32 (the harness: train.unquantised_dtype=compute);
                        stock TRL never upcasts them
+  ...:compile          (stock, harness) every decoder layer compiled in place by torch.compile (PyTorch's regional
+                       compilation; the harness: train.compile=layers); the compilation falls in the warm-up steps
   harness:budget=8     THE TRAINING STAGE'S OWN PATH: audited_ft.train.stage.build_trainer with train.memory_budget_gib=8
                        and every other train setting at its default (packing, kernels and checkpointing on "auto",
                        so the micro-batch and checkpointing come from the stage's calibration), LoRA as the stock
@@ -63,11 +65,11 @@ def parse(spec: str) -> dict:
     kind, *opts = spec.split(":")
     base, *extras = kind.split("+")
     cfg = {"spec": spec, "kind": base, "liger": "liger" in extras, "gc": True, "B": 4, "T": 4096, "L": None,
-           "dropout": 0.05, "budget": None, "group": False, "alltok": False, "bf16norms": False}
+           "dropout": 0.05, "budget": None, "group": False, "alltok": False, "bf16norms": False, "compile": False}
     for o in opts:
         if o == "nogc":
             cfg["gc"] = False
-        elif o in ("group", "alltok", "bf16norms"):
+        elif o in ("group", "alltok", "bf16norms", "compile"):
             cfg[o] = True
         elif o == "drop0":
             cfg["dropout"] = 0.0
@@ -141,7 +143,7 @@ def tensors(cfg: dict, rows: list[list[int]], vocab: int) -> dict:
     return {"input_ids": ids, "position_ids": pos, "labels": labels}
 
 
-def load(path: str, use_gc: bool, liger: bool, dropout: float, bf16norms: bool = False):
+def load(path: str, use_gc: bool, liger: bool, dropout: float, bf16norms: bool = False, compiled: bool = False):
     import bitsandbytes  # noqa: F401
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -163,8 +165,12 @@ def load(path: str, use_gc: bool, liger: bool, dropout: float, bf16norms: bool =
     else:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc)
     model.config.use_cache = False
-    return get_peft_model(model, LoraConfig(r=64, lora_alpha=16, lora_dropout=dropout, target_modules=TARGETS,
-                                            task_type="CAUSAL_LM"))
+    model = get_peft_model(model, LoraConfig(r=64, lora_alpha=16, lora_dropout=dropout, target_modules=TARGETS,
+                                             task_type="CAUSAL_LM"))
+    if compiled:  # a stock user's regional compilation, as PyTorch's recipe does it: each decoder layer in place
+        for layer in model.base_model.model.model.layers:
+            layer.compile()
+    return model
 
 
 KERNEL_KINDS = [  # (kind, substrings of a CUDA kernel's name, lower case): where a training step's GPU time goes
@@ -314,7 +320,8 @@ def harness(model_path: str, cfg: dict, lengths: list[int], steps: int, warmup: 
         "train": {"memory_budget_gib": cfg["budget"], "max_length": max_length,
                   "max_steps": warmup + steps + profile_steps,
                   "checkpoint_every_steps": 0, "device": "cuda" if cuda else "cpu", "learning_rate": 2e-4,
-                  "unquantised_dtype": "compute" if cfg["bf16norms"] else "float32", **train},
+                  "unquantised_dtype": "compute" if cfg["bf16norms"] else "float32",
+                  "compile": "layers" if cfg["compile"] else "off", **train},
         "lora": {"r": 64, "alpha": 16, "dropout": cfg["dropout"], "target_modules": "all-linear"}})
     times: list[tuple[float, int]] = []
     prof = StepProfiler(warmup + steps, profile_steps)  # profiled steps come after the timed ones
@@ -517,7 +524,7 @@ def main() -> None:
     groups: dict[tuple, list[dict]] = {}
     for c in cfgs:
         if c["kind"] not in ("harness", "trl"):
-            groups.setdefault((c["gc"], c["liger"], c["dropout"], c["bf16norms"]), []).append(c)
+            groups.setdefault((c["gc"], c["liger"], c["dropout"], c["bf16norms"], c["compile"]), []).append(c)
     results = []
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch: rank 0 reports
     for c in cfgs:  # the harness first: the stock groups patch liger into the Llama classes for good
@@ -536,8 +543,8 @@ def main() -> None:
                 torch.cuda.empty_cache()
             print(json.dumps(r), flush=True)
             results.append(r)
-    for (use_gc, liger, dropout, bf16norms), group in groups.items():
-        model = load(args.model, use_gc, liger, dropout, bf16norms)
+    for (use_gc, liger, dropout, bf16norms, compiled), group in groups.items():
+        model = load(args.model, use_gc, liger, dropout, bf16norms, compiled)
         vocab = model.config.vocab_size
         for c in group:
             try:

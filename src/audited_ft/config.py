@@ -223,11 +223,25 @@ class TrainConfig(_Strict):
         "float32 and each layer converts them; compute: kept in the compute dtype, as stock TRL and the FSDP path "
         "keep them. On the GPU the float32 conversions took ~40% of a 7B step's kernel time (profile in "
         "benchmarks/RESULTS.md); the speed of 'compute' is not measured yet, so float32 stays the default."))
+    compile: Literal["off", "layers"] = Field("off", description=(
+        "layers: every decoder layer compiled in place by torch.compile (inductor) after the memory budget's "
+        "calibration, so the element-wise work around the 4-bit and LoRA matmuls (casts, residual adds, dropout, "
+        "norms) runs as fused kernels with fewer launches; one graph serves all layers. The first steps pay the "
+        "compilation (tens of seconds; again when a batch shape changes). Same loss and gradients as off (tested on "
+        "the CPU). Not under FSDP (noted in train/speed.json) nor with train.privacy; on the CPU it needs a C++ "
+        "compiler. Its speed on the GPU is not measured yet, so off stays the default."))
+
     @field_validator("gradient_checkpointing", "packing", mode="before")
     @classmethod
     def _yaml_on_off(cls, v):
         # YAML reads a bare on/off (or yes/no) as a boolean
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_compile(cls, v):
+        # a bare off / false reads as False; true asks for the one compiled mode there is
+        return {True: "layers", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     memory_budget_gib: Optional[float] = Field(None, gt=0, description=(
         "GPU memory for training, per device (GiB). Set, the micro-batch (batch_size) and activation checkpointing "
@@ -256,6 +270,9 @@ class TrainConfig(_Strict):
         if self.privacy is not None and self.packing == "on":
             raise ValueError("train.privacy needs train.packing off or auto: the unit of privacy is one training row, "
                              "and a packed row mixes several")
+        if self.privacy is not None and self.compile != "off":
+            raise ValueError("train.privacy needs train.compile off: per-example gradients hook each layer's "
+                             "activations and parameters, which a compiled layer does not expose one op at a time")
         if self.privacy is not None and self.gradient_checkpointing == "on":
             raise ValueError("train.privacy needs train.gradient_checkpointing off or auto: per-example gradients "
                              "hook each layer's activations, which checkpointing discards")

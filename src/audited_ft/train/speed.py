@@ -134,6 +134,43 @@ def score_labelled_positions_only() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ memory budget
+def decoder_layers(model) -> list:
+    """The model's repeated decoder layers: the modules whose class transformers names in ``_no_split_modules``
+    (the blocks it never splits across devices, e.g. ``LlamaDecoderLayer``), found through PEFT's wrapper."""
+    names = set()
+    for module in model.modules():
+        names.update(getattr(module, "_no_split_modules", None) or ())
+    return [m for m in model.modules() if type(m).__name__ in names]
+
+
+def compile_layers(model, choice: str, device: str) -> str:
+    """``train.compile``: with "layers", every decoder layer compiled in place (``nn.Module.compile``: torch.compile
+    with inductor, PyTorch's regional compilation). The layers share their code and shapes, so dynamo compiles one
+    graph and reuses it for each. In place rather than accelerate's ``compile_regions``, which wraps each layer in an
+    ``OptimizedModule`` and so renames every parameter (``_orig_mod.``) in checkpoints and the saved adapter.
+    Returns what train/speed.json records."""
+    if choice == "off":
+        return "off"
+    from audited_ft import distributed
+
+    if distributed.fsdp_enabled():
+        return "off (train.compile is not applied under FSDP: its flattened parameters are not traced)"
+    if device == "cpu":
+        import shutil
+
+        from audited_ft.errors import ConfigError
+
+        if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+            raise ConfigError("train.compile = 'layers' on the CPU needs a C++ compiler (g++, c++ or clang++) on the "
+                              "PATH for inductor's kernels; install one or set train.compile: off")
+    layers = decoder_layers(model)
+    if not layers:
+        return "off (no decoder layers named in the model's _no_split_modules)"
+    for layer in layers:
+        layer.compile()
+    return f"{len(layers)} decoder layers (torch.compile, inductor)"
+
+
 def optimizer_state_bytes(model, optim: str) -> int:
     """Bytes of optimizer state for the trainable parameters: two 8-bit moments for the 8-bit Adam variants, two
     float32 moments otherwise. Allocated at the first optimizer step (paged variants outside PyTorch's allocator), so

@@ -495,7 +495,7 @@ def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_
     batches as the interrupted one."""
     import torch
 
-    from audited_ft.train.speed import PackedRowsCollator, calibrate, set_checkpointing
+    from audited_ft.train.speed import PackedRowsCollator, calibrate, compile_layers, set_checkpointing
 
     t = cfg.train
     packing = packing_on(cfg, device)
@@ -535,6 +535,8 @@ def _speed_settings(cfg: Config, folder, trainer, device: str, kernels: str, gc_
         set_checkpointing(trainer.model, gc_on)
         speed.update(micro_batch=rows, gradient_checkpointing=gc_on, calibration=plan)
         torch.cuda.empty_cache()
+    # after the calibration, whose timed micro-steps would otherwise include the compilation
+    speed["compile"] = compile_layers(trainer.model, t.compile, device)
     if distributed.is_main():
         write_json(path, speed)
     return speed
