@@ -227,8 +227,8 @@ class TrainConfig(_Strict):
         "layers: every decoder layer compiled in place by torch.compile (inductor) after the memory budget's "
         "calibration, so the element-wise work around the 4-bit and LoRA matmuls (casts, residual adds, dropout, "
         "norms) runs as fused kernels with fewer launches; one graph serves all layers. The first steps pay the "
-        "compilation (tens of seconds; again when a batch shape changes). Same loss and gradients as off (tested on "
-        "the CPU). Not under FSDP (noted in train/speed.json) nor with train.privacy; on the CPU it needs a C++ "
+        "compilation (tens of seconds; again when a batch shape changes). With LoRA dropout 0 it trains the same "
+        "adapter as off (tested on the CPU); with dropout, compiled code draws other random numbers. Not under FSDP (noted in train/speed.json) nor with train.privacy; on the CPU it needs a C++ "
         "compiler. Its speed on the GPU is not measured yet, so off stays the default."))
 
     @field_validator("gradient_checkpointing", "packing", mode="before")

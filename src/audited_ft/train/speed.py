@@ -10,6 +10,8 @@ chosen from a GPU memory budget.
   row, and the first token of each example gets no loss from the previous one.
 - **Kernels**: liger-kernel's fused RMSNorm, RoPE and SwiGLU where it is installed and knows the architecture (TRL's
   chunked LM head already avoids materialising the full logits).
+- **Compilation** (``train.compile``, off by default): :func:`compile_layers` compiles each decoder layer in place
+  after the calibration.
 - **Memory budget**: :func:`calibrate` measures the peak memory of real training micro-steps on the run's own packed
   rows at two sizes, with and without activation checkpointing, extrapolates the largest micro-batch that fits the
   budget (plus the optimizer state, which is allocated later), checks it with one more step, and keeps the setting
@@ -133,7 +135,6 @@ def score_labelled_positions_only() -> bool:
     return True
 
 
-# ------------------------------------------------------------------------------------------------ memory budget
 def decoder_layers(model) -> list:
     """The model's repeated decoder layers: the modules whose class transformers names in ``_no_split_modules``
     (the blocks it never splits across devices, e.g. ``LlamaDecoderLayer``), found through PEFT's wrapper."""
@@ -171,6 +172,7 @@ def compile_layers(model, choice: str, device: str) -> str:
     return f"{len(layers)} decoder layers (torch.compile, inductor)"
 
 
+# ------------------------------------------------------------------------------------------------ memory budget
 def optimizer_state_bytes(model, optim: str) -> int:
     """Bytes of optimizer state for the trainable parameters: two 8-bit moments for the 8-bit Adam variants, two
     float32 moments otherwise. Allocated at the first optimizer step (paged variants outside PyTorch's allocator), so
